@@ -17,7 +17,7 @@ demo: venv
 	$(BIN)/dynsplit demo -o runs/demo --overwrite
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: venv
 	$(BIN)/ruff check .

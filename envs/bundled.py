@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
-from dynsplit.splitting.errors import DynsplitError, did_you_mean
+from ..splitting.errors import DynsplitError, did_you_mean
 
 PENSIEVE_LICENCE = "MIT (Pensieve repository; data/channel/pensieve/LICENSE)"
 MAHIMAHI_LICENCE = "GPL-3.0-or-later (Mahimahi repository; data/channel/mahimahi_lte/COPYING)"
@@ -133,7 +133,7 @@ def channel_files(name: str) -> list[Path]:
     """Files of a bundled channel set, in sorted order."""
     if name not in _CHANNELS:
         raise _unknown("channel trace set", name, channel_names())
-    from dynsplit.envs.traces import trace_files_in
+    from .traces import trace_files_in
 
     c = _CHANNELS[name]
     out = []

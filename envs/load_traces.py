@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dynsplit.envs.traces import PiecewiseConstant, _durations_from_times, _label, _read_csv
-from dynsplit.splitting.errors import DynsplitError, did_you_mean
+from ..splitting.errors import DynsplitError, did_you_mean
+from .traces import PiecewiseConstant, _durations_from_times, _label, _read_csv
 
 #: Units of :func:`load_load_csv`: ``percent`` (/100), ``fraction`` (as is), ``relative`` (/ column max).
 LOAD_UNITS = ("percent", "fraction", "relative")
@@ -197,7 +197,7 @@ def load_load(spec: str | float | os.PathLike, *, column: str | None = None, uni
             file (read with :func:`load_load_csv` and the other arguments), or a name from
             :func:`dynsplit.envs.bundled.load_names` (which brings its own column, unit and interval).
     """
-    from dynsplit.envs import bundled
+    from . import bundled
 
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return [_constant_checked(float(spec), str(spec))]

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dynsplit.envs.load_traces import LoadTrace
-from dynsplit.envs.traces import ChannelTrace
-from dynsplit.splitting.errors import DynsplitError
+from ..splitting.errors import DynsplitError
+from .load_traces import LoadTrace
+from .traces import ChannelTrace
 
 
 def _positive(name: str, x: float) -> float:

@@ -33,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dynsplit.splitting.errors import DynsplitError, did_you_mean
+from ..splitting.errors import DynsplitError, did_you_mean
 
 #: Bytes per Mahimahi delivery opportunity (one MTU-sized packet).
 MAHIMAHI_PACKET_BYTES = 1500
 #: Rate units accepted by :func:`load_rate_csv`, as multipliers to bit/s.
 RATE_UNITS = {"bps": 1.0, "kbps": 1e3, "Mbps": 1e6, "Gbps": 1e9}
+#: Up to this many pairs, :meth:`ChannelTrace.transfer_times_s` loops over the scalar method (faster).
+SCALAR_LOOP_MAX = 48
 #: File names a trace folder may hold besides traces; :func:`trace_files_in` skips them.
 NON_TRACE_PREFIXES = ("readme", "copying", "license", "licence", "attribution", "notice", "sha256sums")
 
@@ -166,8 +168,13 @@ class PiecewiseConstant:
             raise DynsplitError(f"history length k={k!r} (expected an integer >= 1)")
         if not (bin_s > 0 and math.isfinite(bin_s)):
             raise DynsplitError(f"history bin {bin_s!r} s (expected a finite number > 0)")
-        edges = t_s - bin_s * np.arange(k, -1, -1, dtype=float)
-        return np.diff(self._integral_np(edges)) / bin_s
+        if k > 64:
+            edges = t_s - bin_s * np.arange(k, -1, -1, dtype=float)
+            return np.diff(self._integral_np(edges)) / bin_s
+        # Small k (the usual history): scalar look-ups beat numpy's per-call overhead.
+        integral = self._integral
+        v = [integral(t_s - bin_s * (k - i)) for i in range(k + 1)]
+        return np.array([(v[i + 1] - v[i]) / bin_s for i in range(k)])
 
     def _check_t(self, t_s: float) -> None:
         if not math.isfinite(t_s):
@@ -308,10 +315,24 @@ class ChannelTrace(PiecewiseConstant):
         ``t0_s`` a start time or an array of them (e.g. ``t + D_j``). Returns a float array of the
         broadcast shape (0-d for two scalars).
         """
-        bits, t0 = np.broadcast_arrays(8.0 * np.asarray(nbytes, dtype=float), np.asarray(t0_s, dtype=float))
+        nb = np.asarray(nbytes, dtype=float)
+        t0 = np.asarray(t0_s, dtype=float)
+        f = self.transfer_time_s
+        # A few actions: looping over the scalar method is faster than numpy's per-call overhead.
+        if t0.ndim == 0 and nb.size <= SCALAR_LOOP_MAX:
+            t = float(t0)
+            return np.array([f(b, t) for b in nb.ravel().tolist()]).reshape(nb.shape)
+        if nb.shape == t0.shape and nb.size <= SCALAR_LOOP_MAX:
+            out = [f(b, t) for b, t in zip(nb.ravel().tolist(), t0.ravel().tolist(), strict=True)]
+            return np.array(out).reshape(nb.shape)
+        bits, t0 = np.broadcast_arrays(8.0 * nb, t0)
         if not np.all(bits >= 0):
             bad = bits[~(bits >= 0)].reshape(-1)[0] / 8.0
             raise DynsplitError(f"transfer of {bad!r} bytes (expected a number >= 0)")
+        return self._transfer_times_np(bits, t0)
+
+    def _transfer_times_np(self, bits: np.ndarray, t0: np.ndarray) -> np.ndarray:
+        """Numpy implementation of :meth:`transfer_times_s` (``bits`` and ``t0`` already broadcast)."""
         p = self._period
         total = self._total
         starts = self._starts
@@ -624,7 +645,7 @@ def load_channel(spec: str | os.PathLike, *, bin_s: float = 0.1, rate_scale: flo
         bin_s: bin width in seconds for Mahimahi traces.
         rate_scale: every rate is multiplied by this (> 0).
     """
-    from dynsplit.envs import bundled
+    from . import bundled
 
     if not (isinstance(rate_scale, (int, float)) and math.isfinite(rate_scale) and rate_scale > 0):
         raise DynsplitError(f"rate_scale {rate_scale!r} (expected a finite number > 0)")

@@ -472,10 +472,12 @@ def _pack_header(
 def _to_float16(t: torch.Tensor) -> torch.Tensor:
     """Cast to float16, saturating finite values beyond +-65504 instead of overflowing to infinity."""
     h = t.to(torch.float16)
-    if t.numel() and bool(torch.isinf(h).any()):
-        overflow = torch.isinf(h) & torch.isfinite(t)
-        h = torch.where(overflow, torch.sign(t).to(torch.float16) * _FLOAT16_MAX, h)
-    return h
+    if h.numel() == 0 or t.dtype == torch.float16:
+        return h
+    lo, hi = torch.aminmax(h)  # one fast pass; NaN or inf in h (rare) takes the slow path
+    if math.isfinite(float(lo)) and math.isfinite(float(hi)):
+        return h
+    return torch.where(torch.isfinite(t), t.clamp(-_FLOAT16_MAX, _FLOAT16_MAX), t).to(torch.float16)
 
 
 def _quantize_int8(t: torch.Tensor) -> tuple[torch.Tensor, tuple[float, float]]:

@@ -129,7 +129,9 @@ def measure_distortion(
                     nbytes = [codec.nominal_bytes((1, *inputs.shape[1:]), torch.uint8)] * n
                 else:
                     nbytes = [codec.wire_bytes(_uint8_surrogate(inputs[i : i + 1])) for i in range(n)]
-                rows.append(_row(cand, codec.spec, n, nbytes, exact, rel_l2=0.0, rel_l2_max=0.0, top1_agreement=1.0))
+                rows.append(
+                    _row(cand, codec.spec, n, nbytes, exact, rel_l2=0.0, rel_l2_max=0.0, top1_agreement=1.0)
+                )
                 continue
             z = graph.head(cand)(x)
             if not isinstance(z, torch.Tensor):
@@ -139,7 +141,9 @@ def measure_distortion(
             y_hat = _logits(graph.tail(cand)(z_hat))
             diff = y_hat - y
             rel = _ratio(torch.linalg.vector_norm(diff), y_norm)
-            rel_rows = [_ratio(d, r) for d, r in zip(torch.linalg.vector_norm(diff, dim=1), y_row_norm, strict=True)]
+            rel_rows = [
+                _ratio(d, r) for d, r in zip(torch.linalg.vector_norm(diff, dim=1), y_row_norm, strict=True)
+            ]
             agree = (y_hat.argmax(dim=1) == y.argmax(dim=1)).double().mean()
             rows.append(
                 _row(

@@ -319,7 +319,7 @@ def merge_profiles(device_profile: Profile, server_profile: Profile) -> Profile:
     if not codecs:
         raise DynsplitError("cannot merge profiles that share no codec")
     merged = []
-    for dev, srv in zip(device_profile.candidates, server_profile.candidates):
+    for dev, srv in zip(device_profile.candidates, server_profile.candidates, strict=True):
         merged.append(
             CandidateProfile(
                 index=dev.index,

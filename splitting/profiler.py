@@ -68,17 +68,26 @@ class ProfilerOptions:
     seed: int = 0
 
 
-def _median_time(fn: Callable[[], object], repeats: int, warmup: int, sync: Callable[[], None]) -> float:
+def _interleaved_medians(
+    fns: Sequence[Callable[[], object]], repeats: int, warmup: int, sync: Callable[[], None]
+) -> list[float]:
+    """Median wall time (seconds) of each function, timed round-robin.
+
+    Timing every function once per round (instead of all repeats of one, then the next) spreads the noise
+    of a shared machine evenly over all of them, so that sums and ratios of medians stay unbiased.
+    """
     for _ in range(warmup):
-        fn()
+        for fn in fns:
+            fn()
     sync()
-    samples = []
+    samples: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            sync()
+            samples[i].append(time.perf_counter() - start)
+    return [statistics.median(s) for s in samples]
 
 
 def _truncate(module: torch.nn.Module, node_name: str) -> torch.fx.GraphModule | None:
@@ -98,8 +107,10 @@ def _truncate(module: torch.nn.Module, node_name: str) -> torch.fx.GraphModule |
             break
     if not found:
         return None
-    graph.eliminate_dead_code()
     segment = torch.fx.GraphModule(module, graph)
+    segment.graph.eliminate_dead_code()
+    segment.delete_all_unused_submodules()
+    segment.recompile()
     segment.eval()
     return segment
 
@@ -204,15 +215,17 @@ def profile_graph(
         say(f"device: {n_seg} segments, 1 thread, slowdown {opts.device_slowdown:g}")
         nosync = lambda: None  # noqa: E731
         with torch.no_grad():
-            pre_device = _median_time(lambda: to_model_input(images), opts.repeats, opts.warmup, nosync)
             inputs = [x, *features]
-            for k, module in enumerate(segments.modules):
-                seg_device[k] = _median_time(lambda m=module, z=inputs[k]: m(z), opts.repeats, opts.warmup, nosync)
-            for i, tensor in enumerate(sent):
-                for codec in codecs:
-                    encode_s[i][codec.spec] = opts.device_slowdown * _median_time(
-                        lambda c=codec, t=tensor: c.encode(t), opts.repeats, opts.warmup, nosync)
-            full = _median_time(lambda: graph.graph_module(x), opts.repeats, opts.warmup, nosync)
+            fns: list[Callable[[], object]] = [lambda: to_model_input(images)]
+            fns += [lambda m=module, z=inputs[k]: m(z) for k, module in enumerate(segments.modules)]
+            fns.append(lambda: graph.graph_module(x))
+            fns += [lambda c=codec, t=tensor: c.encode(t) for tensor in sent for codec in codecs]
+            times = _interleaved_medians(fns, opts.repeats, opts.warmup, nosync)
+        pre_device, seg_device, full = times[0], times[1:1 + n_seg], times[1 + n_seg]
+        codec_times = iter(times[2 + n_seg:])
+        for i in range(len(sent)):
+            for codec in codecs:
+                encode_s[i][codec.spec] = opts.device_slowdown * next(codec_times)
         device_meta = _host_meta(opts.device_threads, opts.repeats, opts.warmup)
         device_meta.update(
             slowdown=opts.device_slowdown,
@@ -235,19 +248,27 @@ def profile_graph(
         with torch.no_grad():
             for b in batch_sizes:
                 batch_images = images.repeat(b, *([1] * (images.dim() - 1))).to(device)
-                pre_server[b] = _median_time(lambda bi=batch_images: to_model_input(bi), opts.repeats, opts.warmup, sync)
                 z = to_model_input(batch_images)
-                for k, module in enumerate(modules):
-                    seg_server[b][k] = _median_time(lambda m=module, zz=z: m(zz), opts.repeats, opts.warmup, sync)
-                    if k < n_seg - 1:
-                        z = module(z)
-            for i in range(len(sent)):
-                for codec in codecs:
-                    frame = frames[i][codec.spec]
-                    decode_s[i][codec.spec] = _median_time(lambda c=codec, f=frame: c.decode(f), opts.repeats,
-                                                           opts.warmup, lambda: None)
-            xb = to_model_input(images.to(device))
-            full = _median_time(lambda: graph.graph_module.to(device)(xb), opts.repeats, opts.warmup, sync)
+                seg_inputs = []
+                for module in modules:
+                    seg_inputs.append(z)
+                    z = module(z)
+                fns = [lambda bi=batch_images: to_model_input(bi)]
+                fns += [lambda m=module, zz=seg_inputs[k]: m(zz) for k, module in enumerate(modules)]
+                if b == batch_sizes[0]:
+                    full_model = graph.graph_module.to(device)
+                    xb = to_model_input(batch_images)
+                    fns.append(lambda m=full_model, xx=xb: m(xx))
+                    fns += [lambda c=codec, f=frames[i][codec.spec]: c.decode(f)
+                            for i in range(len(sent)) for codec in codecs]
+                times = _interleaved_medians(fns, opts.repeats, opts.warmup, sync)
+                pre_server[b], seg_server[b] = times[0], times[1:1 + n_seg]
+                if b == batch_sizes[0]:
+                    full = times[1 + n_seg]
+                    codec_times = iter(times[2 + n_seg:])
+                    for i in range(len(sent)):
+                        for codec in codecs:
+                            decode_s[i][codec.spec] = next(codec_times)
             graph.graph_module.to("cpu")
         for m in segments.modules:
             m.to("cpu")
@@ -256,7 +277,9 @@ def profile_graph(
             device=str(device),
             cuda_name=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             full_model_s=full,
-            chain_over_full=(pre_server[1] + sum(seg_server[1])) / (pre_server[1] + full) if 1 in seg_server and full > 0 else None,
+            chain_over_full=((pre_server[batch_sizes[0]] + sum(seg_server[batch_sizes[0]])) / (pre_server[batch_sizes[0]] + full)
+                             if full > 0 else None),
+            full_model_batch=batch_sizes[0],
         )
     torch.set_num_threads(old_threads)
 

@@ -9,9 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from dynsplit.splitting.codecs import (
     CODEC_NAMES,
     CODEC_SPECS,
@@ -24,6 +21,8 @@ from dynsplit.splitting.codecs import (
 )
 from dynsplit.splitting.distortion import measure_distortion
 from dynsplit.splitting.errors import DynsplitError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 UNCOMPRESSED = CODEC_NAMES
 ALL_DTYPES = [
@@ -108,7 +107,7 @@ def test_int8_error_at_most_half_a_step(dtype):
     y = codec.decode(frame)
     assert y.dtype == dtype
     scale, lo = frame_header(frame).params
-    assert scale == pytest.approx(float(x.max() - x.min()) / 255, rel=1e-3)
+    assert scale == pytest.approx((float(x.max()) - float(x.min())) / 255, rel=1e-6)
     err = (y.double() - x.double()).abs()
     tol = _int8_bound(x.double(), frame) + (float(x.abs().max()) * 2.0**-7 if dtype == torch.bfloat16 else 0)
     tol += float(x.abs().max()) * 2.0**-10 if dtype == torch.float16 else 0
@@ -192,7 +191,13 @@ def _tensors(draw):
         limit = 6e4 if dtype == torch.float16 else 1e6
         values = draw(
             st.lists(
-                st.floats(-limit, limit, allow_nan=False, allow_subnormal=False, width=16 if dtype == torch.float16 else 32),
+                st.floats(
+                    -limit,
+                    limit,
+                    allow_nan=False,
+                    allow_subnormal=False,
+                    width=16 if dtype == torch.float16 else 32,
+                ),
                 min_size=n,
                 max_size=n,
             )
@@ -214,7 +219,8 @@ def test_property_round_trip(x, spec):
     if not codec.lossy or not x.dtype.is_floating_point or x.numel() == 0:
         assert torch.equal(x, y)
     elif codec.name == "float16":
-        assert torch.all((y.double() - x.double()).abs() <= x.double().abs() * 2.0**-11 + 2.0**-24)
+        target = x.double().clamp(-65504, 65504)  # finite values beyond the float16 range saturate
+        assert torch.all((y.double() - target).abs() <= target.abs() * 2.0**-11 + 2.0**-24)
     else:
         assert float((y.double() - x.double()).abs().max()) <= _int8_bound(x.double(), frame) + (
             float(x.abs().max()) * 2.0**-10 if x.dtype == torch.float16 else 0.0
@@ -314,7 +320,9 @@ def test_unknown_codec_messages():
     assert str(info.value) == (
         "unknown codec 'int9'; expected one of raw, float16, int8, optionally +zlib|+zstd|+lzma (did you mean 'int8'?)"
     )
-    with pytest.raises(DynsplitError, match="unknown compressor 'zstdd' in codec 'int8\\+zstdd'.*did you mean 'zstd'"):
+    with pytest.raises(
+        DynsplitError, match="unknown compressor 'zstdd' in codec 'int8\\+zstdd'.*did you mean 'zstd'"
+    ):
         get_codec("int8+zstdd")
     with pytest.raises(DynsplitError, match="unknown codec 'fp16'"):
         get_codec("fp16")
@@ -327,7 +335,12 @@ def test_unknown_codec_messages():
 def test_specs_are_normalised_and_cached():
     assert get_codec(" INT8+Zstd ") is get_codec("int8+zstd")
     codec = get_codec("float16+lzma")
-    assert (codec.spec, codec.name, codec.compressor, codec.lossy) == ("float16+lzma", "float16", "lzma", True)
+    assert (codec.spec, codec.name, codec.compressor, codec.lossy) == (
+        "float16+lzma",
+        "float16",
+        "lzma",
+        True,
+    )
     assert get_codec("raw").lossy is False
     assert len(CODEC_SPECS) == 12
 
@@ -386,7 +399,9 @@ def test_distortion_raw_is_exact_and_lossy_is_measured():
     rows = measure_distortion(graph, "raw", images)
     assert [r["name"] for r in rows] == ["offload", "conv1"]  # local is skipped
     for r in rows:
-        assert r["rel_l2"] == 0.0 and r["rel_l2_max"] == 0.0 and r["top1_agreement"] == 1.0 and r["inputs"] == 6
+        assert (
+            r["rel_l2"] == 0.0 and r["rel_l2_max"] == 0.0 and r["top1_agreement"] == 1.0 and r["inputs"] == 6
+        )
     assert rows[0]["bytes"] == nominal_bytes("raw", (1, 3, 16, 16), "uint8")
     assert rows[1]["bytes"] == nominal_bytes("raw", (1, 4, 8, 8), "float32")
     lossy = measure_distortion(graph, "int8", images, candidates=["conv1"])
@@ -414,7 +429,9 @@ def test_distortion_with_float_inputs_and_bad_arguments():
         measure_distortion(graph, "int4", x)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dynsplit.splitting.graph") is None, reason="graph.py not written yet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("dynsplit.splitting.graph") is None, reason="graph.py not written yet"
+)
 def test_distortion_on_real_resnet18_split_graph():
     torchvision = pytest.importorskip("torchvision")
     from dynsplit.splitting.graph import SplitGraph
