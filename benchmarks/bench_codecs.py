@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from dynsplit.splitting.codecs import CODEC_SPECS, get_codec
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "codecs.json"

@@ -65,7 +65,7 @@ class DynamicSplitEnv(gym.Env):
     ``mode="train"``: a random channel trace at a uniformly random offset, and a random load trace at a
     random offset, all drawn from ``self.np_random``. ``mode="eval"``: episode ``i`` walks channel trace
     ``i mod N`` and load trace ``i mod M`` from their starts (or ``options={"trace_index": i}``), so every
-    policy sees identical conditions.
+    policy sees identical conditions; ``reset(seed=...)`` restarts that walk at episode 0.
 
     ## Episode End
     Training episodes are truncated after ``episode_requests`` requests. Evaluation episodes terminate when
@@ -268,6 +268,8 @@ class DynamicSplitEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
+        if seed is not None:
+            self._eval_episode = 0  # a new seed restarts the evaluation walk at the first trace
         if self.mode == "train" and "trace_index" not in options:
             self._channel = self.channels[int(self.np_random.integers(len(self.channels)))]
             self._load = self.loads[int(self.np_random.integers(len(self.loads)))]

@@ -40,7 +40,7 @@ MAHIMAHI_PACKET_BYTES = 1500
 #: Rate units accepted by :func:`load_rate_csv`, as multipliers to bit/s.
 RATE_UNITS = {"bps": 1.0, "kbps": 1e3, "Mbps": 1e6, "Gbps": 1e9}
 #: Up to this many pairs, :meth:`ChannelTrace.transfer_times_s` loops over the scalar method (faster).
-SCALAR_LOOP_MAX = 48
+SCALAR_LOOP_MAX = 32
 #: File names a trace folder may hold besides traces; :func:`trace_files_in` skips them.
 NON_TRACE_PREFIXES = ("readme", "copying", "license", "licence", "attribution", "notice", "sha256sums")
 

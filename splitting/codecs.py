@@ -62,6 +62,7 @@ __all__ = [
     "CODEC_NAMES",
     "COMPRESSOR_NAMES",
     "CODEC_SPECS",
+    "DTYPE_CODES",
     "FORMAT_VERSION",
     "MAGIC",
     "Codec",
@@ -507,11 +508,17 @@ def _quantize_int8(t: torch.Tensor) -> tuple[torch.Tensor, tuple[float, float]]:
     return q, (scale, lo32)
 
 
-@functools.cache
 def get_codec(spec: str) -> Codec:
     """Return the (cached) :class:`Codec` for ``spec``; raise DynsplitError for an unknown spec."""
+    if not isinstance(spec, str):
+        raise DynsplitError(f"codec spec must be a string like 'int8+zstd', got {spec!r}")
+    return _cached_codec(spec)
+
+
+@functools.cache
+def _cached_codec(spec: str) -> Codec:
     codec = Codec(spec)
-    return codec if codec.spec == spec else get_codec(codec.spec)
+    return codec if codec.spec == spec else _cached_codec(codec.spec)
 
 
 def nominal_bytes(spec: str, shape: Sequence[int], dtype: str | torch.dtype) -> int:

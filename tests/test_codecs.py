@@ -9,6 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dynsplit.splitting.codecs import (
     CODEC_NAMES,
     CODEC_SPECS,
@@ -21,8 +24,6 @@ from dynsplit.splitting.codecs import (
 )
 from dynsplit.splitting.distortion import measure_distortion
 from dynsplit.splitting.errors import DynsplitError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 UNCOMPRESSED = CODEC_NAMES
 ALL_DTYPES = [
@@ -295,10 +296,14 @@ def test_corrupt_compressed_payload_is_rejected(compressor):
         decode_frame(frame)
 
 
-def test_inconsistent_compressed_shape_and_bool_payload_are_rejected():
-    frame = _frame("raw+zstd", torch.zeros(1000))
+@pytest.mark.parametrize("compressor", COMPRESSOR_NAMES)
+def test_compressed_frame_claiming_a_huge_shape_is_rejected_without_allocating(compressor):
+    frame = _frame(f"raw+{compressor}", torch.zeros(1000))
     with pytest.raises(DynsplitError, match="^corrupt frame: "):
-        decode_frame(_patch(frame, 16, "Q", 10**12))  # would need a terabyte: refused, not allocated
+        decode_frame(_patch(frame, 16, "Q", 10**12))  # would need 4 TB: refused, not allocated
+
+
+def test_bool_payload_other_than_0_and_1_is_rejected():
     bools = bytearray(get_codec("raw").encode(torch.tensor([True, False])))
     bools[-1] = 2
     with pytest.raises(DynsplitError, match="bool payload"):
@@ -330,6 +335,8 @@ def test_unknown_codec_messages():
         get_codec("raw+")
     with pytest.raises(DynsplitError, match="codec spec must be a string"):
         get_codec(3)  # type: ignore[arg-type]
+    with pytest.raises(DynsplitError, match="codec spec must be a string"):
+        get_codec(["raw"])  # type: ignore[arg-type]
 
 
 def test_specs_are_normalised_and_cached():

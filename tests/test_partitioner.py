@@ -201,8 +201,8 @@ def test_user_module_spec(monkeypatch):
     g = split_graph_for("user_models:make_tiny_net", "1x3x32x32")
     assert g.model_name == "user_models:make_tiny_net"
     assert g.input_shape == (1, 3, 32, 32)
-    assert [p.node for p in g.points] == ["relu", "add", "down", "pool", "flatten"]
-    assert g.candidate_names == ["offload", "relu", "down", "pool", "local"]
+    assert [p.node for p in g.points] == ["stem", "relu", "add", "down", "pool", "flatten"]
+    assert g.candidate_names == ["offload", "stem", "down", "pool", "local"]
     assert g.verify(n_inputs=3)["exact"]
 
 

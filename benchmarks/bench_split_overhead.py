@@ -1,0 +1,149 @@
+"""Overhead of running a model as head + tail instead of whole (DESIGN 1.1).
+
+For each model (default resnet50 and efficientnet_b0; batch 1, 3x224x224, 1 CPU thread) and each candidate,
+times ``model(x)`` and ``tail(head(x))`` side by side: every repeat measures the two back to back, in an
+order that alternates between repeats, so drifts in machine load hit both alike. Reports, per candidate,
+the median wall time of each (seconds) and their ratio ``split / whole`` (dimensionless), and the largest
+ratio per model (target <= 1.02: splitting costs no compute, only one extra Python call).
+
+Writes ``benchmarks/results/split_overhead.json`` (atomically) and prints a table.
+
+    python benchmarks/bench_split_overhead.py [--models resnet50 efficientnet_b0] [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dynsplit.splitting.graph import split_graph_for
+
+TARGET_RATIO = 1.02
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "split_overhead.json"
+
+
+def _time_s(fn, x: torch.Tensor) -> float:
+    """Wall time of one call ``fn(x)``, in seconds."""
+    start = time.perf_counter()
+    fn(x)
+    return time.perf_counter() - start
+
+
+def bench_model(name: str, repeats: int, warmup: int) -> dict:
+    """Median times (seconds) of the whole model and of head+tail for every candidate of ``name``."""
+    g = split_graph_for(name)
+    model = g.model
+    x = torch.randn(g.input_shape, generator=torch.Generator().manual_seed(0))
+    pairs = {}
+    for c in g.candidates:
+        head, tail = g.split(c)
+        pairs[c.name] = (lambda inp, h=head, t=tail: t(h(inp)))
+    whole_samples: dict[str, list[float]] = {n: [] for n in pairs}
+    split_samples: dict[str, list[float]] = {n: [] for n in pairs}
+    with torch.no_grad():
+        for _ in range(warmup):
+            model(x)
+            for fn in pairs.values():
+                fn(x)
+        for r in range(repeats):
+            for cname, fn in pairs.items():
+                if r % 2 == 0:
+                    whole_samples[cname].append(_time_s(model, x))
+                    split_samples[cname].append(_time_s(fn, x))
+                else:
+                    split_samples[cname].append(_time_s(fn, x))
+                    whole_samples[cname].append(_time_s(model, x))
+    rows = []
+    for c in g.candidates:
+        whole = statistics.median(whole_samples[c.name])
+        split = statistics.median(split_samples[c.name])
+        rows.append(
+            {
+                "index": c.index,
+                "name": c.name,
+                "kind": c.kind,
+                "elements": c.elements,
+                "whole_median_s": whole,
+                "split_median_s": split,
+                "ratio": split / whole,
+            }
+        )
+    all_whole = [t for ts in whole_samples.values() for t in ts]
+    return {
+        "model": name,
+        "input_shape": list(g.input_shape),
+        "whole_median_s": statistics.median(all_whole),
+        "candidates": rows,
+        "max_ratio": max(r["ratio"] for r in rows),
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["resnet50", "efficientnet_b0"])
+    parser.add_argument("--repeats", type=int, default=15, help="timed repeats per candidate (default 15)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up rounds (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    results = []
+    for name in args.models:
+        res = bench_model(name, args.repeats, args.warmup)
+        results.append(res)
+        print(f"\n{name}  whole model median {res['whole_median_s'] * 1e3:.2f} ms  (batch 1, {args.threads} thread)")
+        print(f"  {'#':>2} {'candidate':<28} {'elements':>9} {'whole ms':>9} {'split ms':>9} {'ratio':>7}")
+        for r in res["candidates"]:
+            print(
+                f"  {r['index']:>2} {r['name']:<28} {r['elements']:>9} {r['whole_median_s'] * 1e3:>9.2f} "
+                f"{r['split_median_s'] * 1e3:>9.2f} {r['ratio']:>7.3f}"
+            )
+        verdict = "ok" if res["max_ratio"] <= TARGET_RATIO else "ABOVE TARGET"
+        print(f"  max ratio {res['max_ratio']:.3f} (target <= {TARGET_RATIO}) {verdict}")
+    elapsed = time.perf_counter() - started
+    report = {
+        "benchmark": "split_overhead",
+        "description": "median wall time of tail(head(x)) vs model(x) per candidate; ratio = split / whole",
+        "units": {"*_median_s": "seconds", "ratio": "dimensionless"},
+        "target_max_ratio": TARGET_RATIO,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "torch": torch.__version__,
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "elapsed_s": elapsed,
+        "max_ratio": max(r["max_ratio"] for r in results),
+        "models": results,
+    }
+    _write_json(args.output, report)
+    print(f"\nwrote {args.output} ({elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
