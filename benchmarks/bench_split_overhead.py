@@ -4,16 +4,18 @@ For each model (default resnet50 and efficientnet_b0; batch 1, 3x224x224, 1 CPU 
 times ``model(x)`` and ``tail(head(x))`` side by side: every repeat measures the two back to back, in an
 order that alternates between repeats, so drifts in machine load hit both alike. Reports, per candidate,
 the median wall time of each (seconds) and their ratio ``split / whole`` (dimensionless), and the largest
-ratio per model (target <= 1.02: splitting costs no compute, only one extra Python call).
+ratio per model (target <= 1.02: splitting costs no compute, only one extra Python call). Also reported:
+the median of the per-repeat ratios (``paired_ratio_median``), which is less sensitive to load drift.
 
 Writes ``benchmarks/results/split_overhead.json`` (atomically) and prints a table.
 
-    python benchmarks/bench_split_overhead.py [--models resnet50 efficientnet_b0] [--repeats 15]
+    python benchmarks/bench_split_overhead.py [--models resnet50 efficientnet_b0] [--repeats 15] [--budget-s 40]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -37,8 +39,24 @@ def _time_s(fn, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def bench_model(name: str, repeats: int, warmup: int) -> dict:
-    """Median times (seconds) of the whole model and of head+tail for every candidate of ``name``."""
+def _measure(model, x, pairs, repeats, whole_samples, split_samples) -> None:
+    """Time ``model(x)`` and each pair's ``tail(head(x))`` back to back, alternating which goes first."""
+    for r in range(repeats):
+        for cname, fn in pairs.items():
+            if r % 2 == 0:
+                whole_samples[cname].append(_time_s(model, x))
+                split_samples[cname].append(_time_s(fn, x))
+            else:
+                split_samples[cname].append(_time_s(fn, x))
+                whole_samples[cname].append(_time_s(model, x))
+
+
+def bench_model(name: str, repeats: int, warmup: int, budget_s: float = 0.0) -> dict:
+    """Median times (seconds) of the whole model and of head+tail for every candidate of ``name``.
+
+    At least ``repeats`` timed repeats per candidate; more when they fit in ``budget_s`` seconds of timing
+    (medians of more samples resist the noise of a shared machine).
+    """
     g = split_graph_for(name)
     model = g.model
     x = torch.randn(g.input_shape, generator=torch.Generator().manual_seed(0))
@@ -53,14 +71,14 @@ def bench_model(name: str, repeats: int, warmup: int) -> dict:
             model(x)
             for fn in pairs.values():
                 fn(x)
-        for r in range(repeats):
-            for cname, fn in pairs.items():
-                if r % 2 == 0:
-                    whole_samples[cname].append(_time_s(model, x))
-                    split_samples[cname].append(_time_s(fn, x))
-                else:
-                    split_samples[cname].append(_time_s(fn, x))
-                    whole_samples[cname].append(_time_s(model, x))
+        one = statistics.median(_time_s(model, x) for _ in range(3))
+        repeats = max(repeats, int(budget_s / (2 * len(pairs) * one)))
+        gc.collect()
+        gc.disable()
+        try:
+            _measure(model, x, pairs, repeats, whole_samples, split_samples)
+        finally:
+            gc.enable()
     rows = []
     for c in g.candidates:
         whole = statistics.median(whole_samples[c.name])
@@ -74,12 +92,16 @@ def bench_model(name: str, repeats: int, warmup: int) -> dict:
                 "whole_median_s": whole,
                 "split_median_s": split,
                 "ratio": split / whole,
+                "paired_ratio_median": statistics.median(
+                    s / w for s, w in zip(split_samples[c.name], whole_samples[c.name], strict=True)
+                ),
             }
         )
     all_whole = [t for ts in whole_samples.values() for t in ts]
     return {
         "model": name,
         "input_shape": list(g.input_shape),
+        "repeats": repeats,
         "whole_median_s": statistics.median(all_whole),
         "candidates": rows,
         "max_ratio": max(r["ratio"] for r in rows),
@@ -102,7 +124,10 @@ def _write_json(path: Path, data: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["resnet50", "efficientnet_b0"])
-    parser.add_argument("--repeats", type=int, default=15, help="timed repeats per candidate (default 15)")
+    parser.add_argument("--repeats", type=int, default=15, help="least timed repeats per candidate (default 15)")
+    parser.add_argument(
+        "--budget-s", type=float, default=40.0, help="timing seconds per model used for extra repeats (default 40)"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up rounds (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
@@ -112,14 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = []
     for name in args.models:
-        res = bench_model(name, args.repeats, args.warmup)
+        res = bench_model(name, args.repeats, args.warmup, args.budget_s)
         results.append(res)
-        print(f"\n{name}  whole model median {res['whole_median_s'] * 1e3:.2f} ms  (batch 1, {args.threads} thread)")
-        print(f"  {'#':>2} {'candidate':<28} {'elements':>9} {'whole ms':>9} {'split ms':>9} {'ratio':>7}")
+        print(f"\n{name}  whole model median {res['whole_median_s'] * 1e3:.2f} ms  (batch 1, {args.threads} thread, {res['repeats']} repeats)")
+        print(f"  {'#':>2} {'candidate':<28} {'elements':>9} {'whole ms':>9} {'split ms':>9} {'ratio':>7} {'paired':>7}")
         for r in res["candidates"]:
             print(
                 f"  {r['index']:>2} {r['name']:<28} {r['elements']:>9} {r['whole_median_s'] * 1e3:>9.2f} "
-                f"{r['split_median_s'] * 1e3:>9.2f} {r['ratio']:>7.3f}"
+                f"{r['split_median_s'] * 1e3:>9.2f} {r['ratio']:>7.3f} {r['paired_ratio_median']:>7.3f}"
             )
         verdict = "ok" if res["max_ratio"] <= TARGET_RATIO else "ABOVE TARGET"
         print(f"  max ratio {res['max_ratio']:.3f} (target <= {TARGET_RATIO}) {verdict}")
@@ -130,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         "units": {"*_median_s": "seconds", "ratio": "dimensionless"},
         "target_max_ratio": TARGET_RATIO,
         "threads": args.threads,
-        "repeats": args.repeats,
+        "min_repeats": args.repeats,
+        "budget_s_per_model": args.budget_s,
         "warmup": args.warmup,
         "torch": torch.__version__,
         "host": platform.node(),

@@ -17,13 +17,17 @@ import time
 from typing import Any, Protocol
 
 from dynsplit.splitting.errors import DynsplitError
-from dynsplit.splitting.latency import Breakdown, Channel, LatencyModel
+from dynsplit.splitting.latency import Breakdown, Channel, Evaluation, LatencyModel
 
 BACKENDS = ("profiled", "live")
 
 
 class Backend(Protocol):
-    def execute(self, action: int, t_s: float, channel: Channel, load: float) -> tuple[Breakdown, dict[str, Any]]: ...
+    """Runs (or looks up) one request. ``evaluation`` is the profiled latency of every action for this
+    request, which the env computes anyway for the oracle; a backend may reuse it."""
+
+    def execute(self, action: int, t_s: float, channel: Channel, load: float,
+                evaluation: Evaluation | None = None) -> tuple[Breakdown, dict[str, Any]]: ...
 
 
 class ProfiledBackend:
@@ -32,7 +36,10 @@ class ProfiledBackend:
     def __init__(self, latency_model: LatencyModel) -> None:
         self.latency_model = latency_model
 
-    def execute(self, action: int, t_s: float, channel: Channel, load: float) -> tuple[Breakdown, dict[str, Any]]:
+    def execute(self, action: int, t_s: float, channel: Channel, load: float,
+                evaluation: Evaluation | None = None) -> tuple[Breakdown, dict[str, Any]]:
+        if evaluation is not None:
+            return evaluation.breakdown(action), {}
         return self.latency_model.latency(action, t_s, channel, load), {}
 
 
@@ -83,7 +90,8 @@ class LiveBackend:
         self._next_image = 0
         self._modules = {c.index: self.graph.split(c) for c in self.graph.candidates}
 
-    def execute(self, action: int, t_s: float, channel: Channel, load: float) -> tuple[Breakdown, dict[str, Any]]:
+    def execute(self, action: int, t_s: float, channel: Channel, load: float,
+                evaluation: Evaluation | None = None) -> tuple[Breakdown, dict[str, Any]]:
         from dynsplit.splitting.inputs import to_model_input
 
         torch = self._torch
@@ -103,7 +111,7 @@ class LiveBackend:
             frame = self.codec.encode(sent) if cand.kind != "local" else b""
             device_s = (time.perf_counter() - start) * self.slowdown
             torch.set_num_threads(server_threads)
-            profiled = lm.latency(action, t_s, channel, load)
+            profiled = evaluation.breakdown(action) if evaluation is not None else lm.latency(action, t_s, channel, load)
             extra = {"profiled_latency_s": profiled.latency_s, "profiled_device_s": profiled.device_s,
                      "profiled_server_s": profiled.server_s}
             if cand.kind == "local":

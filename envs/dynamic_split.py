@@ -293,14 +293,16 @@ class DynamicSplitEnv(gym.Env):
                                      "sim_time_s": 0.0}
 
     def step(self, action):
-        if not self.action_space.contains(action):
+        if not (isinstance(action, (int, np.integer)) or (isinstance(action, np.ndarray) and action.shape == ())) \
+                or not 0 <= action < self.n_actions:
             raise DynsplitError(f"action {action!r} is outside the action space Discrete({self.n_actions})")
         action = int(action)
         t = self._t
         load = self.load_at(t)
-        all_latencies = self.latency_model.latencies(t, self._channel, load)[0]
-        oracle_action = int(np.argmin(all_latencies))
-        result, extra = self.backend.execute(action, t, self._channel, load)
+        evaluation = self.latency_model.evaluate(t, self._channel, load)
+        all_latencies = evaluation.latency_s
+        oracle_action = int(all_latencies.argmin())
+        result, extra = self.backend.execute(action, t, self._channel, load, evaluation)
         info = {
             "latency_s": result.latency_s,
             "device_s": result.device_s,

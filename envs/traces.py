@@ -93,6 +93,18 @@ class PiecewiseConstant:
         self._starts_l = starts.tolist()
         self._cum_l = cum.tolist()
         self._values_l = v.tolist()
+        # Start of the first segment with a positive value at or after each boundary b = 0..n, counted
+        # from the start of the loop holding b (may lie in the next loop). A transfer that still has bits
+        # to send at boundary b cannot end before it, even when rounding swallows those bits.
+        pos = np.flatnonzero(v > 0)
+        if pos.size:
+            nxt = np.searchsorted(pos, np.arange(self._n + 1), side="left")
+            wrap = nxt >= pos.size
+            self._next_pos = np.where(wrap, self._period + starts[pos[0]], starts[pos[np.minimum(nxt, pos.size - 1)]])
+        else:
+            self._next_pos = np.full(self._n + 1, np.inf)
+        self._next_pos.flags.writeable = False
+        self._next_pos_l = self._next_pos.tolist()
 
     def _check_values(self, v: np.ndarray, label: str) -> None:
         """Raise :class:`DynsplitError` when the values are out of the subclass's range."""
@@ -305,7 +317,7 @@ class ChannelTrace(PiecewiseConstant):
             j = self._n
         s = j - 1
         x = starts[s] + (r - cum[s]) / vals[s]
-        return (end - u) + (m * p + (x - end))
+        return (end - u) + max(m * p + (x - end), self._next_pos_l[i + 1] - end)
 
     def transfer_times_s(self, nbytes: np.ndarray | Sequence[float] | float,
                          t0_s: np.ndarray | Sequence[float] | float) -> np.ndarray:
@@ -356,7 +368,8 @@ class ChannelTrace(PiecewiseConstant):
         s = j - 1
         with np.errstate(divide="ignore", invalid="ignore"):
             x = starts[s] + (r - cum[s]) / vals[s]
-            out = np.where(inside, bits / rate, (end - u) + (m * p + (x - end)))
+            far = (end - u) + np.maximum(m * p + (x - end), self._next_pos[i + 1] - end)
+            out = np.where(inside, bits / rate, far)
         return np.where(bits == 0.0, 0.0, out)
 
     def scaled(self, factor: float) -> ChannelTrace:

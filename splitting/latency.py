@@ -55,6 +55,22 @@ class Breakdown(NamedTuple):
     failed: bool
 
 
+class Evaluation(NamedTuple):
+    """Every action's latency for one request, as arrays indexed by action (seconds)."""
+
+    latency_s: np.ndarray
+    device_s: np.ndarray
+    transfer_s: np.ndarray
+    server_s: np.ndarray
+    failed: np.ndarray
+    bytes: list[int]
+
+    def breakdown(self, action: int) -> Breakdown:
+        """The :class:`Breakdown` of one action."""
+        return Breakdown(float(self.latency_s[action]), float(self.device_s[action]), float(self.transfer_s[action]),
+                         float(self.server_s[action]), self.bytes[action], bool(self.failed[action]))
+
+
 @dataclass(frozen=True)
 class LatencyConfig:
     """Options of the latency model.
@@ -132,21 +148,27 @@ class LatencyModel:
         return self._server_by_batch[self.batch_size(load) - 1]
 
     # -- exact latency through a trace ------------------------------------------------------------------------
-    def latencies(self, t_s: float, channel: Channel, load: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Exact latency of every action decided at ``t_s`` (seconds).
+    def evaluate(self, t_s: float, channel: Channel, load: float) -> Evaluation:
+        """Exact latency of every action decided at ``t_s`` (seconds), with its parts.
 
-        Returns ``(latency_s, transfer_s, failed)`` arrays of length ``n_actions``; the oracle takes the
-        argmin of the first.
+        The oracle takes the argmin of ``Evaluation.latency_s``; ``Evaluation.breakdown(a)`` is the same
+        :class:`Breakdown` that :meth:`latency` returns for action ``a``.
         """
         transfer = channel.transfer_times_s(self.bytes, t_s + self.device_s)
         failed = transfer > self._max_transfer
         server = self.server_s(load)
-        total = np.where(
-            failed,
-            self.device_s + self._max_transfer,
-            self.device_s + transfer + server + self.rtt_s,
-        )
-        return total, np.minimum(transfer, self._max_transfer), failed
+        if failed.any():
+            transfer = np.minimum(transfer, self._max_transfer)
+            server = np.where(failed, 0.0, server)
+            total = np.where(failed, self.device_s + self._max_transfer, self.device_s + transfer + server + self.rtt_s)
+        else:
+            total = self.device_s + transfer + server + self.rtt_s
+        return Evaluation(total, self.device_s, transfer, server, failed, self._bytes_list)
+
+    def latencies(self, t_s: float, channel: Channel, load: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(latency_s, transfer_s, failed)`` arrays of every action decided at ``t_s`` (see :meth:`evaluate`)."""
+        ev = self.evaluate(t_s, channel, load)
+        return ev.latency_s, ev.transfer_s, ev.failed
 
     def latency(self, action: int, t_s: float, channel: Channel, load: float) -> Breakdown:
         """Exact latency of one action decided at ``t_s`` and its parts."""
