@@ -90,7 +90,7 @@ class DynamicSplitEnv(gym.Env):
     * ``codec``: codec spec on the wire (default ``"int8"``); must be in the profile.
     * ``rate_scale``: multiplies every channel rate (default 5.0); ``trace_bin_s``: bin of Mahimahi traces
       (s, default 0.1).
-    * ``rtt_s`` (default 0.01 s), ``max_transfer_s`` (default 30 s), ``think_time_s`` (default 0 s).
+    * ``rtt_s`` (default 0.01 s), ``max_transfer_s`` (default 10 s), ``think_time_s`` (default 0 s).
     * ``history`` (k, default 8) and ``history_bin_s`` (default 1.0 s); ``observe_estimates`` (default True).
     * ``episode_requests`` (train, default 200); ``max_eval_requests`` (eval, default ``None``).
     * ``mode``: ``"train"`` or ``"eval"``; ``backend``: ``"profiled"`` (default) or ``"live"``;
@@ -114,7 +114,7 @@ class DynamicSplitEnv(gym.Env):
         rate_scale: float = 5.0,
         trace_bin_s: float = 0.1,
         rtt_s: float = 0.010,
-        max_transfer_s: float = 30.0,
+        max_transfer_s: float = 10.0,
         think_time_s: float = 0.0,
         history: int = 8,
         history_bin_s: float = 1.0,

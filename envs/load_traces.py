@@ -49,7 +49,7 @@ class LoadTrace(PiecewiseConstant):
         bad = np.flatnonzero((v < 0) | (v > 1))
         if bad.size:
             i = int(bad[0])
-            raise DynsplitError(f"{label}: segment {i} has load {v[i]!r} (expected a value in [0, 1])")
+            raise DynsplitError(f"{label}: segment {i} has load {float(v[i])!r} (expected a value in [0, 1])")
 
     @classmethod
     def from_times(cls, times_s: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
@@ -157,7 +157,7 @@ def load_load_csv(path: str | os.PathLike, column: str | None = None, unit: str 
         for c_i, c in enumerate(columns):
             top = data[:, c_i].max()
             if not top > 0:
-                raise DynsplitError(f"{p}: column {c!r} has maximum {top!r} (expected a positive maximum to "
+                raise DynsplitError(f"{p}: column {c!r} has maximum {float(top)!r} (expected a positive maximum to "
                                     "divide a relative load by)")
             data[:, c_i] /= top
     bad = np.argwhere((data < 0) | (data > 1))

@@ -71,10 +71,10 @@ class PiecewiseConstant:
             raise DynsplitError(f"{label}: {d.size} durations but {v.size} {self._what}s (expected equal counts)")
         if not np.all(np.isfinite(d)) or np.any(d <= 0):
             i = int(np.flatnonzero(~(np.isfinite(d) & (d > 0)))[0])
-            raise DynsplitError(f"{label}: segment {i} has duration {d[i]!r} s (expected a finite positive number)")
+            raise DynsplitError(f"{label}: segment {i} has duration {float(d[i])!r} s (expected a finite positive number)")
         if not np.all(np.isfinite(v)):
             i = int(np.flatnonzero(~np.isfinite(v))[0])
-            raise DynsplitError(f"{label}: segment {i} has {self._what} {v[i]!r} (expected a finite number)")
+            raise DynsplitError(f"{label}: segment {i} has {self._what} {float(v[i])!r} (expected a finite number)")
         self._check_values(v, label)
         starts = np.concatenate(([0.0], np.cumsum(d)))
         cum = np.concatenate(([0.0], np.cumsum(v * d)))
@@ -216,7 +216,7 @@ class ChannelTrace(PiecewiseConstant):
     def _check_values(self, v: np.ndarray, label: str) -> None:
         if np.any(v < 0):
             i = int(np.flatnonzero(v < 0)[0])
-            raise DynsplitError(f"{label}: segment {i} has negative rate {v[i]!r} bit/s (expected >= 0)")
+            raise DynsplitError(f"{label}: segment {i} has negative rate {float(v[i])!r} bit/s (expected >= 0)")
         if not np.any(v > 0):
             raise DynsplitError(f"{label}: every rate is zero (expected some capacity to send anything)")
 
@@ -340,7 +340,7 @@ class ChannelTrace(PiecewiseConstant):
         bits, t0 = np.broadcast_arrays(8.0 * nb, t0)
         if not np.all(bits >= 0):
             bad = bits[~(bits >= 0)].reshape(-1)[0] / 8.0
-            raise DynsplitError(f"transfer of {bad!r} bytes (expected a number >= 0)")
+            raise DynsplitError(f"transfer of {float(bad)!r} bytes (expected a number >= 0)")
         return self._transfer_times_np(bits, t0)
 
     def _transfer_times_np(self, bits: np.ndarray, t0: np.ndarray) -> np.ndarray:
@@ -389,7 +389,7 @@ def _durations_from_times(times_s: Sequence[float] | np.ndarray, label: str) -> 
     step = np.diff(t)
     if np.any(step <= 0):
         i = int(np.flatnonzero(step <= 0)[0]) + 1
-        raise DynsplitError(f"{label}: sample {i} at {t[i]!r} s is not after the previous one ({t[i - 1]!r} s)")
+        raise DynsplitError(f"{label}: sample {i} at {float(t[i])!r} s is not after the previous one ({float(t[i - 1])!r} s)")
     return np.append(step, np.median(step))
 
 

@@ -215,6 +215,8 @@ class SplitGraph:
         self.candidates: list[Candidate] = []
         self._find_points()
         self._cache: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}
+        self._flat: dict[str, str] | None = None
+        self._whole_module: fx.GraphModule | None = None
 
     # ------------------------------------------------------------------ tracing
     def _leaf_spec(self) -> tuple[tuple[type, ...], frozenset[str]]:
@@ -378,11 +380,59 @@ class SplitGraph:
         return key
 
     # ------------------------------------------------------------------ head and tail modules
+    def _flat_targets(self) -> dict[str, str]:
+        """A flat attribute name for every module/attribute target of the traced graph.
+
+        Head and tail modules hold their submodules under these flat names (``layer1.0.conv1`` becomes
+        ``layer1_0_conv1``), so that generated code reaches each with one attribute lookup instead of one
+        per nesting level: that keeps the Python overhead of an fx module at or below eager's.
+        """
+        reserved = set(dir(fx.GraphModule))
+        flat: dict[str, str] = {}
+        used: set[str] = set()
+        for n in self._nodes:
+            if n.op not in ("call_module", "get_attr") or n.target in flat:
+                continue
+            base = str(n.target).replace(".", "_")
+            if not base.isidentifier() or base in reserved:
+                base = f"m_{base}"
+            name, k = base, 1
+            while name in used:
+                name, k = f"{base}_{k}", k + 1
+            used.add(name)
+            flat[n.target] = name
+        return flat
+
+    def _graph_module(self, graph: fx.Graph, class_name: str) -> fx.GraphModule:
+        """Dead-code-eliminate ``graph`` and wrap it in a GraphModule holding only what it references."""
+        graph.eliminate_dead_code(is_impure_node=_keeps_effect)
+        if self._flat is None:
+            self._flat = self._flat_targets()
+        root: dict[str, Any] = {}
+        for n in graph.nodes:
+            if n.op in ("call_module", "get_attr"):
+                obj: Any = self.graph_module
+                for piece in str(n.target).split("."):
+                    obj = getattr(obj, piece)
+                n.target = self._flat[n.target]
+                root[n.target] = obj
+        return fx.GraphModule(root, graph, class_name=class_name).eval()
+
+    def _whole(self) -> fx.GraphModule:
+        """The whole model as a (flattened) GraphModule: the tail of offload and the head of local."""
+        if self._whole_module is None:
+            graph = fx.Graph()
+            env: dict[fx.Node, fx.Node] = {}
+            for n in self._nodes:
+                env[n] = graph.node_copy(n, lambda a: env[a])
+            self._whole_module = self._graph_module(graph, type(self.model).__name__)
+        return self._whole_module
+
     def _build(self, key: str) -> tuple[torch.nn.Module, torch.nn.Module]:
         if key == OFFLOAD:
-            return torch.nn.Identity().eval(), self.graph_module
+            return torch.nn.Identity().eval(), self._whole()
         if key == LOCAL:
-            return self.graph_module, torch.nn.Identity().eval()
+            return self._whole(), torch.nn.Identity().eval()
         cut, z = self._cuts[key]
         nodes = self._nodes
         cls = type(self.model).__name__
@@ -392,8 +442,6 @@ class SplitGraph:
         for n in nodes[: cut + 1]:
             env[n] = head_graph.node_copy(n, lambda a: env[a])
         head_graph.output(env[z])
-        head_graph.eliminate_dead_code(is_impure_node=_keeps_effect)
-        head = fx.GraphModule(self.graph_module, head_graph, class_name=f"{cls}Head")
 
         tail_graph = fx.Graph()
         tenv: dict[fx.Node, fx.Node] = {z: tail_graph.placeholder(z.name)}
@@ -408,9 +456,7 @@ class SplitGraph:
 
         for n in nodes[cut + 1 :]:
             tenv[n] = tail_graph.node_copy(n, arg)
-        tail_graph.eliminate_dead_code(is_impure_node=_keeps_effect)
-        tail = fx.GraphModule(self.graph_module, tail_graph, class_name=f"{cls}Tail")
-        return head.eval(), tail.eval()
+        return self._graph_module(head_graph, f"{cls}Head"), self._graph_module(tail_graph, f"{cls}Tail")
 
     def split(self, c: Candidate | SplitPoint | str | int) -> tuple[torch.nn.Module, torch.nn.Module]:
         """Return ``(head, tail)`` for a candidate or split point (object, name, or candidate action id).
