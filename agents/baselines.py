@@ -38,6 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from dynsplit.envs import ENV_ID
+from dynsplit.envs.dynamic_split import DEFAULT_TRAIN_CHANNEL
 from dynsplit.splitting.errors import DynsplitError, did_you_mean
 
 BASELINE_NAMES = ("argmin", "argmin-harmonic", "static", "local", "offload", "random", "oracle")
@@ -241,7 +242,8 @@ class StaticPolicy(FixedPolicy):
 
     Args:
         train_env_kwargs: keyword arguments of ``gymnasium.make("dynsplit/DynamicSplit-v0", ...)`` for the
-            training conditions (``mode`` is forced to ``"eval"``).
+            training conditions (``mode`` is forced to ``"eval"``; without ``channel``, the env's default
+            *training* channel is used, not the eval default that ``mode="eval"`` would pick).
         max_requests_per_trace: cap per trace and action (default 2000); a smaller ``max_eval_requests``
             in ``train_env_kwargs`` wins.
 
@@ -258,6 +260,8 @@ class StaticPolicy(FixedPolicy):
             raise DynsplitError(f"max_requests_per_trace must be a positive integer, got {max_requests_per_trace!r}")
         if kwargs.get("max_eval_requests") is not None:
             cap = min(cap, int(kwargs["max_eval_requests"]))
+        if kwargs.get("channel") is None:  # the env's default channel depends on the mode: pin the training one
+            kwargs["channel"] = DEFAULT_TRAIN_CHANNEL
         kwargs.update(mode="eval", max_eval_requests=cap)
         env = gym.make(ENV_ID, **kwargs)
         base = env.unwrapped
@@ -344,10 +348,12 @@ def parse_policy_spec(spec: str) -> PolicySpec:
                                 f"{', '.join(choices)}")
         return PolicySpec(text)
     match = _AGENT_SPEC.match(text)
-    algo = match.group("algo").lower() if match else text.split("=", 1)[0]
-    if match is None or algo not in AGENT_ALGOS:
+    algo = match.group("algo").lower() if match else text.split("=", 1)[0].split("[", 1)[0].strip().lower()
+    if algo not in AGENT_ALGOS:
         raise DynsplitError(f"unknown agent '{algo}' in policy '{text}'{did_you_mean(algo, AGENT_ALGOS)}; "
                             f"expected {' or '.join(a + '=PATH' for a in AGENT_ALGOS)}")
+    if match is None:
+        raise DynsplitError(f"policy '{text}' is malformed (expected {algo}=PATH or {algo}[LABEL]=PATH)")
     paths = tuple(p.strip() for p in match.group("paths").split(";") if p.strip())
     if not paths:
         raise DynsplitError(f"policy '{text}' names no model file (expected {algo}=PATH)")

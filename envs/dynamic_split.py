@@ -207,6 +207,9 @@ class DynamicSplitEnv(gym.Env):
             high += [hi] * size
             start += size
         self.observation_space = spaces.Box(np.array(low, np.float32), np.array(high, np.float32), dtype=np.float32)
+        self._obs_buffer = np.zeros(start, dtype=np.float32)
+        self._obs_buffer[self.obs_layout["static"]] = self._static
+        self._inv_t_ref = 1.0 / self.t_ref_s
         self.action_space = spaces.Discrete(n)
 
         self._eval_episode = 0
@@ -250,19 +253,28 @@ class DynamicSplitEnv(gym.Env):
         return 1e6 * np.power(10.0, np.asarray(obs_rates, dtype=np.float64) * _LOG_RATE_RANGE)
 
     def _observation(self) -> np.ndarray:
+        # Hot path (every step): fill one preallocated buffer in place; no np.clip (slow for tiny arrays).
+        obs = self._obs_buffer
+        layout = self.obs_layout
         rates = self.observed_rates_bps()
-        loads = np.clip(self.observed_loads(), 0.0, 1.0)
-        log_rates = np.clip(np.log10(np.maximum(rates, 1e-3) / 1e6), -_LOG_RATE_RANGE, _LOG_RATE_RANGE) / _LOG_RATE_RANGE
-        prev = np.zeros(self.n_actions + 1, dtype=np.float32)
+        loads = self.observed_loads()
+        log_rates = np.log10(np.maximum(rates, 1e-3)) - 6.0
+        np.minimum(np.maximum(log_rates, -_LOG_RATE_RANGE), _LOG_RATE_RANGE, out=log_rates)
+        obs[layout["rates"]] = log_rates / _LOG_RATE_RANGE
+        obs[layout["loads"]] = np.minimum(np.maximum(loads, 0.0), 1.0)
+        prev = layout["prev_action"]
+        obs[prev] = 0.0
         if self._prev_action >= 0:
-            prev[self._prev_action] = 1.0
-            prev[-1] = _log2_ratio(self._prev_latency, self.t_ref_s)
-        parts = [log_rates, loads, prev, self._static]
+            obs[prev.start + self._prev_action] = 1.0
+            obs[layout["prev_latency"].start] = _log2_ratio(self._prev_latency, self.t_ref_s)
+        else:
+            obs[layout["prev_latency"].start] = 0.0
         if self.observe_estimates:
-            est = self.latency_model.estimate(float(rates[-1]), float(loads[-1]))
-            parts.append(np.clip(np.log2(np.maximum(est, 1e-9) / self.t_ref_s), -_LOG2_LATENCY_RANGE,
-                                 _LOG2_LATENCY_RANGE) / _LOG2_LATENCY_RANGE)
-        return np.concatenate(parts).astype(np.float32)
+            est = self.latency_model.estimate(float(rates[-1]), float(obs[layout["loads"].stop - 1]))
+            est = np.log2(np.maximum(est, 1e-9) * self._inv_t_ref)
+            np.minimum(np.maximum(est, -_LOG2_LATENCY_RANGE), _LOG2_LATENCY_RANGE, out=est)
+            obs[layout["estimates"]] = est / _LOG2_LATENCY_RANGE
+        return obs.copy()
 
     # -- gymnasium API --------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

@@ -183,6 +183,13 @@ class PiecewiseConstant:
         if k > 64:
             edges = t_s - bin_s * np.arange(k, -1, -1, dtype=float)
             return np.diff(self._integral_np(edges)) / bin_s
+        # Whole window inside one constant segment (coarse load traces, 1-5 s channel steps): one look-up.
+        lo = t_s - bin_s * k
+        loop = math.floor(lo / self._period)
+        u0 = lo - loop * self._period
+        seg = bisect_right(self._starts_l, u0) - 1
+        if 0 <= seg < self._n and t_s - loop * self._period <= self._starts_l[seg + 1]:
+            return np.full(k, self._values_l[seg])
         # Small k (the usual history): scalar look-ups beat numpy's per-call overhead.
         integral = self._integral
         v = [integral(t_s - bin_s * (k - i)) for i in range(k + 1)]

@@ -48,6 +48,7 @@ DEFAULT_RATE_MAX_BPS = 1e8  # 100 Mbit/s
 DEFAULT_MAX_TIME_S = 120.0
 DEFAULT_CODEC = "int8"  # the env's default codec; used when the profile has it and none is given
 _CDF_MAX_POINTS = 4000
+_CSV_CHUNK = 100_000
 _DPI = 110
 
 _STRING_COLUMNS = ("policy", "action_name", "trace", "seed")
@@ -93,51 +94,69 @@ def load_requests(outdir: str | os.PathLike[str], columns: Sequence[str]) -> dic
     Raises :class:`MissingDataError` when the file is absent or has no rows, :class:`DynsplitError`
     naming the file when a column is missing or a value does not parse.
     """
+    if not columns:
+        raise ValueError("load_requests needs at least one column")
     path = Path(outdir) / REQUESTS_FILE
     if not path.is_file():
         raise MissingDataError(f"{path} does not exist; run `dynsplit evaluate -o {Path(outdir)}` first")
+    chunks: dict[str, list[Any]] = {name: [] for name in columns}
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
-            rows = list(reader)
+            if header is None:
+                raise MissingDataError(f"{path} is empty")
+            header = [h.strip() for h in header]
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise DynsplitError(f"{path} has no column(s) {', '.join(missing)} (header: "
+                                    f"{', '.join(header)}); re-run `dynsplit evaluate`")
+            index = [header.index(c) for c in columns]
+            need = max(index) + 1
+            interned: dict[str, str] = {}
+            block: list[list[str]] = [[] for _ in columns]
+            lines: list[int] = []
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) < need:
+                    raise DynsplitError(f"{path} line {reader.line_num} has {len(row)} fields, "
+                                        f"expected {len(header)}")
+                for values, j in zip(block, index, strict=True):
+                    values.append(row[j])
+                lines.append(reader.line_num)
+                if len(lines) >= _CSV_CHUNK:
+                    _convert_block(path, columns, block, lines, chunks, interned)
+                    block, lines = [[] for _ in columns], []
+            if lines:
+                _convert_block(path, columns, block, lines, chunks, interned)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DynsplitError(f"cannot read {path}: {exc}") from None
-    if header is None:
-        raise MissingDataError(f"{path} is empty")
-    header = [h.strip() for h in header]
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise DynsplitError(f"{path} has no column(s) {', '.join(missing)} (header: {', '.join(header)}); "
-                            "re-run `dynsplit evaluate`")
-    rows = [r for r in rows if r]
-    if not rows:
+    if not chunks[columns[0]]:
         raise MissingDataError(f"{path} has no requests")
-    out: dict[str, np.ndarray] = {}
-    for name in columns:
-        j = header.index(name)
-        try:
-            values = [r[j] for r in rows]
-        except IndexError:
-            bad = next(i for i, r in enumerate(rows) if len(r) <= j)
-            raise DynsplitError(f"{path} line {bad + 2} has {len(rows[bad])} fields, expected {len(header)}") from None
+    return {name: np.concatenate(parts) for name, parts in chunks.items()}
+
+
+def _convert_block(path: Path, columns: Sequence[str], block: list[list[str]], lines: list[int],
+                   chunks: dict[str, list[Any]], interned: dict[str, str]) -> None:
+    """Turn one block of CSV fields into arrays (strings shared through ``interned``)."""
+    for name, values in zip(columns, block, strict=True):
         if name in _STRING_COLUMNS:
-            out[name] = np.array(values, dtype=object)
+            chunks[name].append(np.array([interned.setdefault(v, v) for v in values], dtype=object))
             continue
         try:
             array = np.array(values, dtype=np.float64)
         except ValueError:
             bad = next(i for i, v in enumerate(values) if not _is_number(v))
-            raise DynsplitError(f"{path} line {bad + 2}: column '{name}' should be a number, "
+            raise DynsplitError(f"{path} line {lines[bad]}: column '{name}' should be a number, "
                                 f"got {values[bad]!r}") from None
         if name in _INT_COLUMNS:
             if not np.all(np.isfinite(array)):
                 bad = int(np.flatnonzero(~np.isfinite(array))[0])
-                raise DynsplitError(f"{path} line {bad + 2}: column '{name}' should be an integer, "
+                raise DynsplitError(f"{path} line {lines[bad]}: column '{name}' should be an integer, "
                                     f"got {values[bad]!r}")
             array = array.astype(np.int64)
-        out[name] = array
-    return out
+        chunks[name].append(array)
 
 
 def _is_number(text: str) -> bool:
@@ -377,7 +396,7 @@ def _draw_split_timeline(outdir: Path, results: Mapping[str, Any], table: Mappin
     ax.step(t_rate, rate, where="post", color="tab:blue", linewidth=0.9)
     ax.fill_between(t_rate, rate, step="post", color="tab:blue", alpha=0.15, linewidth=0)
     ax.set_ylim(bottom=0.0)
-    ax.set_ylabel("uplink rate\n(Mbit/s)")
+    ax.set_ylabel("uplink rate at\ndecision (Mbit/s)")
     ax.grid(True, alpha=0.25)
     shown = f"first {max_time_s:g} s" if max_time_s is not None else "whole episode"
     ax.set_title(f"Chosen split against time — episode {episode} (trace {trace}, seed {seed}, {shown})",
@@ -552,6 +571,19 @@ def crossover_rates(profile: Profile | str | os.PathLike[str], codec: str | None
     return out
 
 
+def _fit_label(name: str, index: int, room: float) -> str:
+    """``name`` if ``room`` characters fit, else the name broken in two lines at an underscore, else the
+    action number."""
+    if len(name) <= room:
+        return name
+    cuts = [i for i, ch in enumerate(name) if ch == "_"]
+    if cuts:
+        cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
+        if max(cut + 1, len(name) - cut - 1) <= room:
+            return name[: cut + 1] + "\n" + name[cut + 1:]
+    return str(index) if room >= len(str(index)) else ""
+
+
 def format_crossovers(intervals: Sequence[tuple[float, float, str]]) -> list[str]:
     """Lines ``"  0.1 – 1.85 Mbit/s  local"`` for printing."""
     return [f"  {_mbps(a):>7} – {_mbps(b):<7} Mbit/s  {name}" for a, b, name in intervals]
@@ -587,14 +619,15 @@ def plot_profile_rate_sweep(profile_or_path: Profile | str | os.PathLike[str], p
     color_of = dict(zip(model.names, colors, strict=True))
     x = rates / 1e6
 
-    fig = _figure(10.0, 5.6)
-    strip, ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [0.9, 8.0]})
+    fig = _figure(10.0, 5.8)
+    strip, ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1.0, 8.0]})
     for i, name in enumerate(model.names):
         win = name in winners
-        ax.plot(x, lat[:, i], color=colors[i], linewidth=1.3 if win else 0.9, alpha=1.0 if win else 0.55,
-                linestyle="-" if win else (0, (4, 2)), label=name + ("" if win else "  (never best)"))
-    ax.plot(x, envelope, color="black", linewidth=4.0, alpha=0.35, label="lower envelope (best split)",
-            solid_capstyle="butt", zorder=1)
+        ax.plot(x, lat[:, i], color=colors[i], linewidth=1.4 if win else 0.9, alpha=1.0 if win else 0.6,
+                linestyle="-" if win else (0, (4, 2)), label=f"{i}  {name}" + ("" if win else "  (never best)"),
+                zorder=3)
+    ax.plot(x, envelope, color="gold", linewidth=7.0, alpha=0.7, label="lower envelope (best split)",
+            solid_capstyle="butt", zorder=2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(x[0], x[-1])
@@ -603,30 +636,37 @@ def plot_profile_rate_sweep(profile_or_path: Profile | str | os.PathLike[str], p
     ax.set_xlabel("constant uplink rate (Mbit/s, log scale)")
     ax.set_ylabel("latency per request (ms, log scale)")
     ax.grid(True, which="both", alpha=0.2)
-    for a, _b, _name in intervals[1:]:
-        ax.axvline(a / 1e6, color="0.3", linestyle=":", linewidth=0.9)
-        ax.annotate(f"{_mbps(a)}", xy=(a / 1e6, 0.0), xycoords=("data", "axes fraction"),
-                    xytext=(2, 3), textcoords="offset points", fontsize=7, color="0.25", rotation=90,
-                    va="bottom", ha="left")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False,
-              title="candidate (action order)", title_fontsize=8)
-
-    # The strip above: which candidate wins where.
     log_span = math.log(x[-1] / x[0])
+    previous = -math.inf
+    for a, _b, _name in intervals[1:]:
+        ax.axvline(a / 1e6, color="0.3", linestyle=":", linewidth=0.9, zorder=1)
+        close = math.log(a / 1e6 / previous) / log_span < 0.03 if previous > 0 else False
+        ax.annotate(f"{_mbps(a)}", xy=(a / 1e6, 0.0), xycoords=("data", "axes fraction"),
+                    xytext=(2, 3) if not close else (2, 30), textcoords="offset points", fontsize=7,
+                    color="0.25", rotation=90, va="bottom", ha="left")
+        previous = a / 1e6
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False,
+              title="action  candidate", title_fontsize=8)
+
+    # The strip above: which candidate wins where (name, wrapped name, or action number if too narrow).
+    fig.canvas.draw()  # layout first, to know the strip's width in points
+    width_pt = strip.get_window_extent().width * 72.0 / fig.dpi
+    fontsize = 7.5
     for a, b, name in intervals:
         strip.axvspan(a / 1e6, b / 1e6, color=color_of[name], alpha=0.55, linewidth=0)
-        frac = math.log(b / a) / log_span
-        label = name if frac > 0.012 * max(len(name), 4) else ("…" if frac > 0.01 else "")
-        strip.text(math.sqrt(a * b) / 1e6, 0.5, label, ha="center", va="center", fontsize=7.5,
-                   clip_on=True)
+        room = math.log(b / a) / log_span * width_pt / (0.62 * fontsize)  # characters that fit
+        label = _fit_label(name, model.names.index(name), room)
+        strip.text(math.sqrt(a * b) / 1e6, 0.5, label, ha="center", va="center", fontsize=fontsize,
+                   clip_on=True, linespacing=0.95)
     strip.set_yticks([])
     strip.set_ylim(0, 1)
     strip.set_ylabel("best", rotation=0, ha="right", va="center", fontsize=8)
     strip.tick_params(axis="x", which="both", labelbottom=False)
     rtt_ms = 1e3 * model.config.rtt_s
-    load_text = f"{load:g}" + (f", {load_model}" if load_model != "batch" else "")
-    strip.set_title(f"{profile.model}: latency against a constant uplink rate — codec {model.config.codec}, "
-                    f"load {load_text}, rtt {rtt_ms:g} ms  (dotted: crossover rates, Mbit/s)", fontsize=10)
+    load_text = f"{load:g}" + (f" ({load_model})" if load_model != "batch" else "")
+    fig.suptitle(f"{profile.model}: latency of every split against a constant uplink rate\n"
+                 f"codec {model.config.codec}, server load {load_text}, rtt {rtt_ms:g} ms;  "
+                 "top bar and thick line: the best split;  dotted: crossover rates (Mbit/s)", fontsize=10)
     return save_figure(fig, path)
 
 

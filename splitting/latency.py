@@ -133,6 +133,7 @@ class LatencyModel:
         self._sharing = config.load_model == "sharing"
         # Plain Python copies for the scalar path (faster than numpy indexing for one element).
         self._bytes_list = self.bytes.tolist()
+        self._bits = 8.0 * self.bytes
         self._device_list = self.device_s.tolist()
         self._uses_server_list = self.uses_server.tolist()
 
@@ -185,11 +186,12 @@ class LatencyModel:
     # -- estimates for analytic selectors ------------------------------------------------------------------
     def estimate(self, rate_bps: float, load: float) -> np.ndarray:
         """Latency of every action if the rate stayed ``rate_bps`` (bit/s) and the load ``load``."""
-        rate = max(float(rate_bps), 1e-9)
-        transfer = np.minimum(8.0 * self.bytes / rate, self._max_transfer)
-        failed = 8.0 * self.bytes / rate > self._max_transfer
-        server = self.server_s(load)
-        return np.where(failed, self.device_s + self._max_transfer, self.device_s + transfer + server + self.rtt_s)
+        transfer = self._bits / max(float(rate_bps), 1e-9)
+        total = self.device_s + transfer + self.server_s(load) + self.rtt_s
+        failed = transfer > self._max_transfer
+        if failed.any():
+            total[failed] = self.device_s[failed] + self._max_transfer
+        return total
 
     @property
     def local_latency_s(self) -> float:
