@@ -3,11 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test test-all lint bench clean
 
 $(BIN)/dynsplit: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $(BIN)/dynsplit
 
@@ -18,6 +17,9 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: venv
+	$(BIN)/python -m pytest -q
 
 lint: venv
 	$(BIN)/ruff check .
