@@ -63,7 +63,7 @@ def bench_model(name: str, repeats: int, warmup: int, budget_s: float = 0.0) -> 
     pairs = {}
     for c in g.candidates:
         head, tail = g.split(c)
-        pairs[c.name] = (lambda inp, h=head, t=tail: t(h(inp)))
+        pairs[c.name] = lambda inp, h=head, t=tail: t(h(inp))
     whole_samples: dict[str, list[float]] = {n: [] for n in pairs}
     split_samples: dict[str, list[float]] = {n: [] for n in pairs}
     with torch.no_grad():
@@ -124,9 +124,14 @@ def _write_json(path: Path, data: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["resnet50", "efficientnet_b0"])
-    parser.add_argument("--repeats", type=int, default=15, help="least timed repeats per candidate (default 15)")
     parser.add_argument(
-        "--budget-s", type=float, default=40.0, help="timing seconds per model used for extra repeats (default 40)"
+        "--repeats", type=int, default=15, help="least timed repeats per candidate (default 15)"
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=40.0,
+        help="timing seconds per model used for extra repeats (default 40)",
     )
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up rounds (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
@@ -139,8 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         res = bench_model(name, args.repeats, args.warmup, args.budget_s)
         results.append(res)
-        print(f"\n{name}  whole model median {res['whole_median_s'] * 1e3:.2f} ms  (batch 1, {args.threads} thread, {res['repeats']} repeats)")
-        print(f"  {'#':>2} {'candidate':<28} {'elements':>9} {'whole ms':>9} {'split ms':>9} {'ratio':>7} {'paired':>7}")
+        print(
+            f"\n{name}  whole model median {res['whole_median_s'] * 1e3:.2f} ms  (batch 1, {args.threads} thread, {res['repeats']} repeats)"
+        )
+        print(
+            f"  {'#':>2} {'candidate':<28} {'elements':>9} {'whole ms':>9} {'split ms':>9} {'ratio':>7} {'paired':>7}"
+        )
         for r in res["candidates"]:
             print(
                 f"  {r['index']:>2} {r['name']:<28} {r['elements']:>9} {r['whole_median_s'] * 1e3:>9.2f} "

@@ -38,7 +38,13 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
-from dynsplit.agents.baselines import BASELINE_NAMES, StaticPolicy, make_policy, parse_policy_specs
+from dynsplit.agents.baselines import (
+    BASELINE_NAMES,
+    PolicySpec,
+    StaticPolicy,
+    make_policy,
+    parse_policy_specs,
+)
 from dynsplit.agents.evaluation import ROW_FIELDS, finite_or_none, rollout, summarize
 from dynsplit.envs import ENV_ID
 from dynsplit.envs.dynamic_split import (
@@ -102,7 +108,7 @@ def evaluate_policies(env_kwargs: Mapping[str, Any], policy_specs: Sequence[str]
     static: StaticPolicy | None = None
     for spec in specs:
         if spec.algo is not None:
-            runs = [(spec.__class__(spec.name, spec.algo, (path,)), i) for i, path in enumerate(spec.paths)]
+            runs = [(PolicySpec(spec.name, spec.algo, (path,)), i) for i, path in enumerate(spec.paths)]
             info[spec.name] = {"algo": spec.algo, "paths": list(spec.paths)}
         elif spec.name == "random":
             runs = [(spec, s) for s in seeds]
@@ -260,7 +266,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     env.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
                      help="any other env argument, VALUE parsed as YAML (e.g. rtt_s=0.02); repeatable")
     run = parser.add_argument_group("run")
-    run.add_argument("--episodes", type=int, default=None, help="episodes per policy (default: one per trace)")
+    run.add_argument("--episodes", type=int, default=None,
+                     help="episodes per policy (default: one per trace); episode i walks trace i mod N with load "
+                          "trace i mod M, so more episodes than traces repeat traces")
     run.add_argument("--seed", type=int, default=0, help="seed of 'random' and of the envs (default 0)")
     run.add_argument("--ci-block-s", type=float, default=None,
                      help="bootstrap over blocks of this many simulated seconds instead of whole traces")

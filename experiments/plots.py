@@ -214,6 +214,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a figure is as readable as any new file
         with os.fdopen(fd, "wb") as handle:
             fig.savefig(handle, format=fmt, dpi=_DPI)
         os.replace(tmp, out)
@@ -221,6 +222,12 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _policy_styles(names: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -255,6 +262,11 @@ def _ms(seconds: float) -> str:
 
 def _mbps(bps: float) -> str:
     return f"{bps / 1e6:.3g}"
+
+
+def _suptitle(fig: Any, title: str, results: Mapping[str, Any]) -> None:
+    label = _run_label(results)
+    fig.suptitle(f"{title}\n{label}" if label else title, fontsize=10)
 
 
 def _run_label(results: Mapping[str, Any]) -> str:
@@ -308,8 +320,7 @@ def _draw_latency_cdf(outdir: Path, results: Mapping[str, Any], table: Mapping[s
     ax.set_xlabel("latency per request (ms, log scale)")
     ax.set_ylabel("fraction of requests  ≤  latency")
     ax.grid(True, which="both", alpha=0.25)
-    ax.set_title(f"Latency CDF per policy — {_run_label(results)}" if _run_label(results)
-                 else "Latency CDF per policy", fontsize=10)
+    _suptitle(fig, "Latency CDF per policy", results)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False,
               title="policy (sorted by mean)", title_fontsize=8)
     return save_figure(fig, outdir / CDF_FILE)
@@ -475,19 +486,21 @@ def _draw_latency_bars(outdir: Path, results: Mapping[str, Any]) -> Path:
     ax.errorbar(means, y, xerr=np.vstack([np.maximum(lower, 0), np.maximum(upper, 0)]), fmt="none",
                 ecolor="black", elinewidth=1.0, capsize=3)
     right = float(np.max(means + np.maximum(upper, 0)))
+    has_gap = False
     for yi, (mean, name, _ci, gap) in zip(y, rows, strict=True):
         text = f"{_ms(mean)} ms"
         if isinstance(gap, (int, float)) and not isinstance(gap, bool) and math.isfinite(gap) \
                 and name not in ("oracle", "argmin"):
-            text += f"   gap closure {gap:.2f}"
+            text += f"   g = {gap:.2f}"
+            has_gap = True
         ax.text(1e3 * mean + upper[yi] + 0.01 * right, yi, text, va="center", fontsize=8)
     ax.set_yticks(y, [r[1] for r in rows], fontsize=9)
     ax.invert_yaxis()
     ax.set_xlim(0.0, right * 1.32)
-    ax.set_xlabel("mean latency per request (ms); error bars: 95% CI")
+    ax.set_xlabel("mean latency per request (ms); error bars: 95% CI"
+                  + ("\ng = gap closure = (argmin − policy) / (argmin − oracle)" if has_gap else ""))
     ax.grid(True, axis="x", alpha=0.25)
-    label = _run_label(results)
-    ax.set_title("Mean latency per policy" + (f" — {label}" if label else ""), fontsize=10)
+    _suptitle(fig, "Mean latency per policy", results)
     return save_figure(fig, outdir / BARS_FILE)
 
 
@@ -502,11 +515,12 @@ def _as_profile(profile_or_path: Profile | str | os.PathLike[str]) -> Profile:
 
 
 def _latency_model(profile: Profile, codec: str | None, rtt_s: float, load_model: str,
-                   max_batch: int | None) -> LatencyModel:
+                   max_batch: int | None, max_transfer_s: float | None) -> LatencyModel:
     if codec is None:
         codec = DEFAULT_CODEC if DEFAULT_CODEC in profile.codecs else profile.codecs[0]
+    extra = {} if max_transfer_s is None else {"max_transfer_s": float(max_transfer_s)}
     return LatencyModel(profile, LatencyConfig(codec=codec, load_model=load_model, max_batch=max_batch,
-                                               rtt_s=float(rtt_s)))
+                                               rtt_s=float(rtt_s), **extra))
 
 
 def _check_load(load: float) -> float:
@@ -518,16 +532,19 @@ def _check_load(load: float) -> float:
 def crossover_rates(profile: Profile | str | os.PathLike[str], codec: str | None = None, load: float = 0.0,
                     rtt_s: float = 0.010, *, rate_min_bps: float = DEFAULT_RATE_MIN_BPS,
                     rate_max_bps: float = DEFAULT_RATE_MAX_BPS, load_model: str = "batch",
-                    max_batch: int | None = None) -> list[tuple[float, float, str]]:
+                    max_batch: int | None = None,
+                    max_transfer_s: float | None = None) -> list[tuple[float, float, str]]:
     """Which action has the lowest latency at which constant uplink rate.
 
     Returns ``[(rate_lo_bps, rate_hi_bps, action_name), ...]``: contiguous intervals, ascending, covering
     ``[rate_min_bps, rate_max_bps]``; in each the named action minimises
     :meth:`LatencyModel.estimate` (the latency if the rate stayed constant; ties go to the lower action
     index, as ``argmin``). Boundaries are found by bisection on the estimate to a relative 1e-9.
-    ``codec=None`` is the env default ``int8`` when profiled, else the profile's first codec.
+    ``codec=None`` is the env default ``int8`` when profiled, else the profile's first codec;
+    ``load_model``, ``max_batch`` and ``max_transfer_s`` (``None``: the LatencyConfig default) are those of
+    :class:`LatencyConfig`.
     """
-    model = _latency_model(_as_profile(profile), codec, rtt_s, load_model, max_batch)
+    model = _latency_model(_as_profile(profile), codec, rtt_s, load_model, max_batch, max_transfer_s)
     load = _check_load(load)
     lo, hi = float(rate_min_bps), float(rate_max_bps)
     if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo < hi):
@@ -592,16 +609,18 @@ def format_crossovers(intervals: Sequence[tuple[float, float, str]]) -> list[str
 def plot_profile_rate_sweep(profile_or_path: Profile | str | os.PathLike[str], path: str | os.PathLike[str],
                             codec: str | None = None, load: float = 0.0, rtt_s: float = 0.010,
                             rates_mbps: Sequence[float] | np.ndarray | None = None, *,
-                            load_model: str = "batch", max_batch: int | None = None) -> Path:
+                            load_model: str = "batch", max_batch: int | None = None,
+                            max_transfer_s: float | None = None) -> Path:
     """Latency (ms) of every candidate against a constant uplink rate (Mbit/s, log), the lower envelope
     (thick) and the rate ranges where each candidate wins, from a profile alone.
 
     Latencies are :meth:`LatencyModel.estimate` of the profile with ``LatencyConfig(codec, load_model,
-    max_batch, rtt_s)`` at load ``load``. ``rates_mbps`` defaults to 400 log-spaced rates from 0.1 to
-    100 Mbit/s. Returns the path written.
+    max_batch, rtt_s, max_transfer_s)`` at load ``load``. ``rates_mbps`` defaults to 400 log-spaced rates
+    from 0.1 to 100 Mbit/s; the winning ranges are :func:`crossover_rates` over the same span. Returns the
+    path written.
     """
     profile = _as_profile(profile_or_path)
-    model = _latency_model(profile, codec, rtt_s, load_model, max_batch)
+    model = _latency_model(profile, codec, rtt_s, load_model, max_batch, max_transfer_s)
     load = _check_load(load)
     if rates_mbps is None:
         rates = np.geomspace(DEFAULT_RATE_MIN_BPS, DEFAULT_RATE_MAX_BPS, 400)
@@ -613,7 +632,8 @@ def plot_profile_rate_sweep(profile_or_path: Profile | str | os.PathLike[str], p
     lat = np.array([model.estimate(float(r), load) for r in rates]) * 1e3  # (rates, actions), ms
     envelope = lat.min(axis=1)
     intervals = crossover_rates(profile, model.config.codec, load, rtt_s, rate_min_bps=float(rates[0]),
-                                rate_max_bps=float(rates[-1]), load_model=load_model, max_batch=max_batch)
+                                rate_max_bps=float(rates[-1]), load_model=load_model, max_batch=max_batch,
+                                max_transfer_s=max_transfer_s)
     winners = {name for _, _, name in intervals}
     colors = _action_colors(model.n_actions)
     color_of = dict(zip(model.names, colors, strict=True))
@@ -748,8 +768,9 @@ def plot_results(outdir: str | os.PathLike[str], *, profile: Profile | str | os.
 def sweep_options(results: Mapping[str, Any] | None, *, codec: str | None = None, load: float | None = None,
                   rtt_s: float | None = None, load_model: str | None = None) -> dict[str, Any]:
     """Keyword arguments of :func:`plot_profile_rate_sweep` / :func:`crossover_rates` for an evaluation:
-    explicit values first, then results.json (``codec``, numeric ``load``, ``env_kwargs``), then defaults
-    (load 0, rtt 10 ms, batch load model)."""
+    explicit values first, then results.json (``codec``, numeric ``load``, ``env_kwargs``: ``rtt_s``,
+    ``load_model``, ``max_batch``, ``max_transfer_s``), then defaults (load 0, rtt 10 ms, batch load
+    model, LatencyConfig's transfer bound)."""
     results = results or {}
     env = results.get("env_kwargs") if isinstance(results.get("env_kwargs"), dict) else {}
     if codec is None:
@@ -765,8 +786,10 @@ def sweep_options(results: Mapping[str, Any] | None, *, codec: str | None = None
     if load_model is None:
         load_model = env.get("load_model") if isinstance(env.get("load_model"), str) else "batch"
     max_batch = env.get("max_batch") if isinstance(env.get("max_batch"), int) else None
+    max_transfer = _number(env.get("max_transfer_s"))
     return {"codec": codec if isinstance(codec, str) else None, "load": float(load), "rtt_s": float(rtt_s),
-            "load_model": load_model, "max_batch": max_batch}
+            "load_model": load_model, "max_batch": max_batch,
+            "max_transfer_s": max_transfer if max_transfer and max_transfer > 0 else None}
 
 
 # ---------------------------------------------------------------------------------------------------------

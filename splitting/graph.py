@@ -162,9 +162,7 @@ def _outputs_equal(a: Any, b: Any) -> bool:
             and torch.equal(a, b)
         )
     if isinstance(a, (tuple, list)):
-        return (
-            isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_outputs_equal, a, b))
-        )
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_outputs_equal, a, b))
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_outputs_equal(a[k], b[k]) for k in a)
     return a == b
@@ -256,8 +254,11 @@ class SplitGraph:
         try:
             graph = tracer.trace(self.model)
         except Exception as exc:
-            where = ""
-            suggestion = "mark the module that fails as a leaf with leaf_modules (CLI: --leaf-module)"
+            where = " in the model's own forward"
+            suggestion = (
+                "move the untraceable code into a submodule and mark its class as a leaf with leaf_modules "
+                "(CLI: --leaf-module)"
+            )
             if tracer.failed_module is not None:
                 qualname, cls = tracer.failed_module
                 full = _full_class_name(cls)

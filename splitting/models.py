@@ -124,7 +124,9 @@ def build_model(spec: str) -> torch.nn.Module:
     result is not an ``nn.Module``.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise DynsplitError(f"invalid model spec {spec!r}: expected a torchvision model name or 'module:callable'")
+        raise DynsplitError(
+            f"invalid model spec {spec!r}: expected a torchvision model name or 'module:callable'"
+        )
     spec = spec.strip()
     if is_user_spec(spec):
         model = _build_user_model(spec)

@@ -151,6 +151,13 @@ def interpolate_batch_time(times: Mapping[int, float], batch: float) -> float:
     return max(value, 0.0)
 
 
+def default_file_mode() -> int:
+    """Permission bits a newly created file would get under the current umask (0666 & ~umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` through a temporary file in the same folder."""
     path = Path(path)
@@ -160,6 +167,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1)
             handle.write("\n")
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -35,6 +35,7 @@ from dynsplit.agents.baselines import (
 )
 from dynsplit.agents.evaluation import rollout
 from dynsplit.envs import synthetic
+from dynsplit.envs.dynamic_split import DynamicSplitEnv
 from dynsplit.envs.load_traces import constant_load
 from dynsplit.envs.traces import ChannelTrace
 from dynsplit.splitting.errors import DynsplitError
@@ -190,14 +191,19 @@ def test_static_picks_the_best_fixed_action_on_the_training_traces():
     assert {row["action"] for row in rollout(env, policy)} == {MID}
 
 
-def test_static_pools_requests_over_the_training_traces_on_a_common_stretch():
-    # 2 s at 100 Mbit/s then 8 s at 1 Mbit/s: mostly slow, so local is the best single action.
-    train = {k: v for k, v in tiny_env_kwargs([synthetic.steps((100e6, 1e6, 1e6, 1e6, 1e6), 2.0)]).items()
-             if k != "mode"}
+def test_static_pools_requests_over_the_training_traces():
+    # 2 s at 100 Mbit/s, then 8 s at 0.25 Mbit/s. The mean is over requests, and fast actions issue more
+    # requests while the channel is fast, but here the slow stretch dominates: local is the best fixed action.
+    trace = synthetic.steps((100e6, 0.25e6, 0.25e6, 0.25e6, 0.25e6), 2.0)
+    train = {k: v for k, v in tiny_env_kwargs([trace, constant_trace(0.25e6)]).items() if k != "mode"}
     policy = StaticPolicy(train)
     assert policy.action_name == "local"
     assert policy.means_s["local"] == pytest.approx(0.1)
-    assert policy.means_s["offload"] > policy.means_s["local"]
+    # Each mean is that of the action played alone through all the training traces (both walked whole).
+    env = tiny_env([trace, constant_trace(0.25e6)])
+    for action, name in enumerate(["offload", "mid", "local"]):
+        rows = rollout(env, FixedPolicy(action))
+        assert policy.means_s[name] == pytest.approx(np.mean([r["latency_s"] for r in rows]), rel=1e-12)
 
 
 def test_static_defaults_to_the_envs_kwargs_without_its_channel():
@@ -206,7 +212,7 @@ def test_static_defaults_to_the_envs_kwargs_without_its_channel():
     assert "channel" not in train and "mode" not in train and "max_eval_requests" not in train
     assert train["profile"].model == "tiny"
     with pytest.raises(DynsplitError, match="train_env_kwargs"):
-        make_policy("static", env.unwrapped)
+        make_policy("static", DynamicSplitEnv(**tiny_env_kwargs([constant_trace(10e6)])))
 
 
 def test_static_refuses_an_env_with_other_actions():

@@ -123,7 +123,9 @@ def test_parse_input_shape(text, expected):
     assert parse_input_shape(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "x", "1x3x", "1,,3", "1x0x4", "1x-3x4", "1.5x3", "abc", "1x3;4", (1, 0), (), None])
+@pytest.mark.parametrize(
+    "text", ["", "x", "1x3x", "1,,3", "1x0x4", "1x-3x4", "1.5x3", "abc", "1x3;4", (1, 0), (), None]
+)
 def test_parse_input_shape_rejects(text):
     with pytest.raises(DynsplitError, match="invalid input shape.*expected positive integers"):
         parse_input_shape(text)

@@ -137,7 +137,12 @@ def test_candidate_layout_offload_splits_local():
     assert (first.index, first.name, first.kind, first.node) == (0, "offload", "offload", None)
     assert first.shape == (1, 3, 224, 224) and first.dtype == "uint8" and first.elements == 3 * 224 * 224
     assert (last.name, last.kind, last.node, last.shape, last.dtype, last.elements) == (
-        "local", "local", None, (), "none", 0,
+        "local",
+        "local",
+        None,
+        (),
+        "none",
+        0,
     )
     assert [c.index for c in g.candidates] == list(range(len(g.candidates)))
     for c in g.candidates[1:-1]:
@@ -223,6 +228,24 @@ def test_untraceable_module_names_the_call_and_suggests_leaf_modules(monkeypatch
     assert "leaf_modules" in message and "--leaf-module" in message
 
 
+class _GatedForward(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        if x.mean() > 0:
+            return self.fc(x)
+        return x
+
+
+def test_untraceable_top_level_forward():
+    with pytest.raises(
+        DynsplitError, match="in the model's own forward at test_partitioner.py:[0-9]+ `if x.mean"
+    ):
+        SplitGraph(_GatedForward(), (2, 4))
+
+
 @pytest.mark.parametrize("leaf", ["user_models.Gate", "Gate", "class"])
 def test_leaf_modules_make_it_traceable(monkeypatch, leaf):
     monkeypatch.syspath_prepend(str(TESTS_DIR))
@@ -251,7 +274,9 @@ def test_split_graph_from_a_module_instance():
 
 # ---------------------------------------------------------------------------------------------- errors
 def test_bad_input_shape():
-    with pytest.raises(DynsplitError, match=r"model 'resnet18' rejects input shape \(1, 5, 32, 32\): .*channels"):
+    with pytest.raises(
+        DynsplitError, match=r"model 'resnet18' rejects input shape \(1, 5, 32, 32\): .*channels"
+    ):
         split_graph_for("resnet18", "1x5x32x32")
     with pytest.raises(DynsplitError, match="invalid input shape"):
         split_graph_for("resnet18", "1x3xbig")

@@ -6,6 +6,8 @@ import argparse
 import csv
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ def profile():
 
 
 def _fake_outdir(root: Path, profile, *, requests_csv: bool = True, profile_entry: str | None = None,
-                 episodes: int = 2, seeds: tuple[int, ...] = (0, 1), duration_s: float = 150.0) -> Path:
+                 episodes: int = 2, seeds: tuple[int, ...] = (0, 1), duration_s: float = 60.0) -> Path:
     """Write results.json and requests.csv by hand, in the format of `dynsplit evaluate -o OUTDIR`.
 
     Latencies come from the profile's estimate at a piecewise-constant fake rate; the policies follow
@@ -118,6 +120,9 @@ def test_each_figure_is_a_valid_png(tmp_path, profile):
                                      outdir / "mean_latency.png")
     for path in (cdf, timeline, bars):
         _assert_png(path)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(cdf.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_plot_results_draws_all_four_with_a_profile_path(tmp_path, profile):
