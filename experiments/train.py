@@ -41,6 +41,9 @@ DEFAULT_EVAL_FREQ = 10_000
 DEFAULT_EVAL_REQUESTS = 1000
 #: Env steps between checkpoints.
 DEFAULT_SAVE_FREQ = 50_000
+#: PyTorch CPU threads while training. The policy is a 64x64 MLP: one thread is fastest, and on a shared
+#: 2-core machine two threads made PPO 5-7x slower (spinning OpenMP threads).
+DEFAULT_TORCH_THREADS = 1
 #: Env steps between ``split/`` records for off-policy algorithms (on-policy: every rollout).
 OFF_POLICY_SPLIT_LOG_FREQ = 1000
 
@@ -97,6 +100,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT.zip",
                         help="continue training a saved model (its run's config.yml is used unless -conf is "
                              "given); keeps its step count")
+    parser.add_argument("-nt", "--num-threads", type=int, default=DEFAULT_TORCH_THREADS,
+                        help=f"PyTorch CPU threads while training (default {DEFAULT_TORCH_THREADS}: fastest for "
+                             "the small MLP policies; 0: PyTorch's default)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", type=int, default=1, help="0: quiet, 1: SB3 tables and eval lines")
 
@@ -125,7 +131,8 @@ def run_train(args: argparse.Namespace) -> int:
             args.algo, hyperparams, seed=args.seed, log_folder=args.log_folder, tensorboard_log=args.tensorboard_log,
             eval_freq=args.eval_freq, eval_channel=args.eval_channel, eval_requests=args.eval_requests,
             save_freq=args.save_freq, resume=args.resume, subproc=args.subproc,
-            progress=False if args.no_progress else None, verbose=args.verbose, args=arg_dict,
+            progress=False if args.no_progress else None, verbose=args.verbose, num_threads=args.num_threads,
+            args=arg_dict,
         )
     except TrainingInterrupted as exc:
         print(f"dynsplit: training interrupted; saved {exc.model_path} and {exc.checkpoint_path}\n"
@@ -169,6 +176,7 @@ def train(
     subproc: bool = False,
     progress: bool | None = None,
     verbose: int = 1,
+    num_threads: int = DEFAULT_TORCH_THREADS,
     args: Mapping[str, Any] | None = None,
 ) -> Path:
     """Train one agent and return its run folder (see the module docstring for its contents).
@@ -189,12 +197,14 @@ def train(
         subproc: one process per training env.
         progress: progress bar (``None``: only on a terminal).
         verbose: 0 quiet, 1 SB3's tables and one line per evaluation.
+        num_threads: PyTorch CPU threads during training, restored afterwards (0: leave as is).
         args: written to ``args.yml`` (default: these arguments).
 
     Raises:
         DynsplitError: bad hyperparameters, env arguments or resume file.
         TrainingInterrupted: Ctrl-C; ``interrupted_model.zip`` and a checkpoint were saved first.
     """
+    import torch as th
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
@@ -221,7 +231,7 @@ def train(
     hp["env_kwargs"] = env_kwargs
     n_envs = int(hp.get("n_envs", 1))
     n_timesteps = int(hp.get("n_timesteps", 100_000))
-    for name, value in (("eval_freq", eval_freq), ("save_freq", save_freq)):
+    for name, value in (("eval_freq", eval_freq), ("save_freq", save_freq), ("num_threads", num_threads)):
         if value is None or value < 0:
             raise DynsplitError(f"{name} must be >= 0 env steps, got {value!r}")
 
@@ -248,13 +258,16 @@ def train(
     save_config(run_dir / "config.yml", algo, hp)
     call = dict(algo=algo, seed=seed, run_dir=str(run_dir), tensorboard_log=str(tb_dir), eval_freq=eval_freq,
                 eval_channel=eval_channel, eval_requests=eval_requests, save_freq=save_freq,
-                resume=None if resume is None else str(resume), subproc=subproc)
+                resume=None if resume is None else str(resume), subproc=subproc, num_threads=num_threads)
     _write_yaml(run_dir / "args.yml", dict(args) if args is not None else call)
     (run_dir / "command.txt").write_text(shlex.join(sys.argv) + "\n")
 
     vec_env = make_vec_env(env_kwargs, n_envs, seed, subproc=subproc or hp.get("vec_env") == "subproc",
                            monitor_dir=run_dir / "monitor")
     logger = None
+    threads_before = th.get_num_threads()
+    if num_threads > 0:
+        th.set_num_threads(num_threads)
     try:
         if resume is not None:
             model = load_agent(algo, resume, env=vec_env)
@@ -289,6 +302,7 @@ def train(
         wall_s = time.perf_counter() - started
         final = save_atomic(model, run_dir / "final_model.zip")
     finally:
+        th.set_num_threads(threads_before)
         with contextlib.suppress(EOFError, BrokenPipeError, ConnectionError):
             vec_env.close()
         if logger is not None:

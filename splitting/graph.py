@@ -173,7 +173,7 @@ class SplitGraph:
 
     Args:
         model: the model; it is put in eval mode and traced with ``torch.fx``.
-        input_shape: the input's shape in elements, batch first, e.g. ``(1, 3, 224, 224)``.
+        input_shape: the input's shape in elements, batch first, e.g. ``(1, 3, 224, 224)`` or ``"1x3x224x224"``.
         compressive_only: keep a bottleneck as a candidate only if it is smaller than every earlier kept one.
         leaf_modules: module classes (or class names: ``"MyBlock"`` or ``"pkg.mod.MyBlock"``) that fx must
             not trace into; use it for modules with data-dependent control flow. They can't be cut through.
@@ -187,7 +187,7 @@ class SplitGraph:
     def __init__(
         self,
         model: torch.nn.Module,
-        input_shape: tuple[int, ...],
+        input_shape: tuple[int, ...] | str,
         *,
         compressive_only: bool = True,
         leaf_modules: Sequence[type | str] = (),
@@ -199,7 +199,9 @@ class SplitGraph:
         self.model_name = model_name or type(model).__name__
         from .models import parse_input_shape
 
-        self.input_shape: tuple[int, ...] = parse_input_shape(tuple(input_shape))
+        if not isinstance(input_shape, (str, tuple, list)):
+            input_shape = tuple(input_shape)
+        self.input_shape: tuple[int, ...] = parse_input_shape(input_shape)
         self.input_elements = 1
         for d in self.input_shape:
             self.input_elements *= d

@@ -168,7 +168,9 @@ def parse_input_shape(text: str | tuple[int, ...] | list[int]) -> tuple[int, ...
     if isinstance(text, (tuple, list)):
         dims = list(text)
         if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-            raise DynsplitError(f"invalid input shape {tuple(text)!r}: {expected}")
+            raise DynsplitError(
+                f"invalid input shape {tuple(text)!r}: expected positive integers such as (1, 3, 224, 224)"
+            )
         return tuple(int(d) for d in dims)
     if not isinstance(text, str):
         raise DynsplitError(f"invalid input shape {text!r}: {expected}")
