@@ -20,6 +20,7 @@ from .profiles import resolve_profile
 from .traces import ChannelTrace, load_channel
 
 MODES = ("train", "eval")
+REWARDS = ("latency", "regret")
 DEFAULT_TRAIN_CHANNEL = "mahimahi-lte-up-train"
 DEFAULT_EVAL_CHANNEL = "mahimahi-lte-up-test"
 DEFAULT_LOAD = "azure-vm-avg"
@@ -58,8 +59,13 @@ class DynamicSplitEnv(gym.Env):
     | ``estimates`` | n | only with ``observe_estimates``: ``clip(log2(T_est / T_ref), -8, 8) / 8`` where ``T_est`` is the latency of each action if the last bin's rate and load held (the paper's estimate) |
 
     ## Rewards
-    ``-T / T_ref`` per request, ``T`` the request's latency in seconds and ``T_ref`` the model's local
-    latency (a per-model constant), so that returns are O(1) per step.
+    ``reward="latency"`` (default): ``-T / T_ref`` per request, ``T`` the request's latency in seconds and
+    ``T_ref`` the model's local latency (a per-model constant), so that returns are O(1) per step.
+    ``reward="regret"``: ``-(T - T_oracle) / T_ref``, the same signal minus the clairvoyant latency of the
+    same request. The oracle's latency does not depend on the action taken, so for a per-request
+    (bandit-like) objective both rewards rank actions identically, but ``regret`` removes most of the
+    channel's exogenous variance from the training signal. The policy never sees the oracle: it is used
+    only in the reward, as privileged training information.
 
     ## Starting State
     ``mode="train"``: a random channel trace at a uniformly random offset, and a random load trace at a
@@ -93,7 +99,7 @@ class DynamicSplitEnv(gym.Env):
     * ``rtt_s`` (default 0.01 s), ``max_transfer_s`` (default 10 s), ``think_time_s`` (default 0 s).
     * ``history`` (k, default 8) and ``history_bin_s`` (default 1.0 s); ``observe_estimates`` (default True).
     * ``episode_requests`` (train, default 200); ``max_eval_requests`` (eval, default ``None``).
-    * ``mode``: ``"train"`` or ``"eval"``; ``backend``: ``"profiled"`` (default) or ``"live"``;
+    * ``mode``: ``"train"`` or ``"eval"``; ``reward``: ``"latency"`` or ``"regret"`` (see Rewards); ``backend``: ``"profiled"`` (default) or ``"live"``;
       ``live_options``: dict passed to the live backend (``images_dir``, ``device_threads``, ``model``).
 
     ## Version History
@@ -123,12 +129,16 @@ class DynamicSplitEnv(gym.Env):
         max_eval_requests: int | None = None,
         load_speedup: float = 1.0,
         mode: str = "train",
+        reward: str = "latency",
         backend: str = "profiled",
         live_options: dict[str, Any] | None = None,
         render_mode: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise DynsplitError(f"unknown mode '{mode}'; expected one of {', '.join(MODES)}{did_you_mean(mode, MODES)}")
+        if reward not in REWARDS:
+            raise DynsplitError(
+                f"unknown reward '{reward}'; expected one of {', '.join(REWARDS)}{did_you_mean(reward, REWARDS)}")
         if backend not in BACKENDS:
             raise DynsplitError(
                 f"unknown backend '{backend}'; expected one of {', '.join(BACKENDS)}{did_you_mean(backend, BACKENDS)}")
@@ -146,6 +156,7 @@ class DynamicSplitEnv(gym.Env):
 
         self.render_mode = render_mode
         self.mode = mode
+        self.reward_kind = reward
         self.profile = resolve_profile(profile, model)
         self.latency_model = LatencyModel(
             self.profile,
@@ -337,7 +348,10 @@ class DynamicSplitEnv(gym.Env):
         self._steps += 1
         self._prev_action = action
         self._prev_latency = result.latency_s
-        reward = -result.latency_s / self.t_ref_s
+        if self.reward_kind == "regret":
+            reward = -(result.latency_s - float(all_latencies[oracle_action])) / self.t_ref_s
+        else:
+            reward = -result.latency_s / self.t_ref_s
         terminated = truncated = False
         if self.mode == "train":
             truncated = self._steps >= self.episode_requests

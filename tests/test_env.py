@@ -189,3 +189,17 @@ def test_live_backend_really_runs_heads_and_tails(small_profile):
             assert info["server_s"] > 0 and info["bytes"] > 0
         else:
             assert info["bytes"] == 0
+
+
+def test_regret_reward_is_latency_reward_minus_the_oracle():
+    env_lat = _make(**FAST).unwrapped
+    env_reg = _make(reward="regret", **FAST).unwrapped
+    env_lat.reset(seed=4)
+    env_reg.reset(seed=4)
+    for action in [0, 3, 7, 2, 5]:
+        _, r_lat, _, _, info = env_lat.step(action)
+        _, r_reg, _, _, _ = env_reg.step(action)
+        assert r_reg == pytest.approx(r_lat + info["oracle_latency_s"] / env_lat.t_ref_s)
+        assert r_reg <= 1e-12
+    with pytest.raises(DynsplitError, match="unknown reward"):
+        _make(reward="regrets")

@@ -19,7 +19,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from dynsplit.agents.factory import load_agent, make_env  # noqa: E402
 from dynsplit.envs.profiles import resolve_profile  # noqa: E402
-from dynsplit.experiments.train import add_train_arguments, eval_env_kwargs, run_train  # noqa: E402
+from dynsplit.experiments.config import load_hyperparams  # noqa: E402
+from dynsplit.experiments.train import add_train_arguments, eval_env_kwargs, run_train, train  # noqa: E402
 from dynsplit.splitting.errors import DynsplitError  # noqa: E402
 
 ENV = {"episode_requests": 64}
@@ -211,8 +212,7 @@ def test_cli_train_subprocess(tmp_path):
     assert result.returncode == 0, result.stderr
     run_dir = Path(result.stdout.strip().splitlines()[-1])
     assert (run_dir / "final_model.zip").is_file()
-    assert "dynsplit.experiments.cli train" in (run_dir / "command.txt").read_text() or \
-        "train" in (run_dir / "command.txt").read_text()
+    assert "train --algo ppo" in (run_dir / "command.txt").read_text()
     bad = subprocess.run([*cli, "--algo", "ppo", "-f", str(tmp_path), "--hyperparams", "gama:0.1"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
@@ -226,3 +226,21 @@ def test_agent_predict_matches_single_and_batch(ppo_run):
     batch, _ = agent.predict(obs, deterministic=True)
     single = [int(agent.predict(o, deterministic=True)[0]) for o in obs]
     assert batch.tolist() == single
+
+
+def test_train_api_progress_bar_and_tensorboard_root(tmp_path, capsys):
+    import torch
+
+    threads = torch.get_num_threads()
+    hp = load_hyperparams("ppo", overrides=["n_timesteps:128", "n_envs:1", "n_steps:64", "batch_size:64",
+                                            "n_epochs:1", "env_kwargs.episode_requests:64"])
+    run_dir = train("ppo", hp, seed=1, run_dir=tmp_path / "my_run", tensorboard_log=tmp_path / "tb_root",
+                    eval_freq=0, eval_requests=20, save_freq=0, progress=True, verbose=0)
+    assert run_dir == tmp_path / "my_run"
+    assert "128/128" in capsys.readouterr().err  # the tqdm bar reached the end
+    assert torch.get_num_threads() == threads  # restored after training
+    assert list((tmp_path / "tb_root" / "my_run").glob("events.out.tfevents.*"))
+    assert not (run_dir / "tb").exists() and not (run_dir / "checkpoints").exists()
+    args = yaml.safe_load((run_dir / "args.yml").read_text())
+    assert args["seed"] == 1 and args["run_dir"] == str(run_dir)
+    assert (run_dir / "best_model.zip").is_file()  # the evaluation at the end of training
