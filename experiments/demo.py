@@ -100,9 +100,9 @@ def run_demo(args: argparse.Namespace) -> int:
     hyperparams = load_hyperparams("ppo", overrides=overrides)
     run_dir = train("ppo", hyperparams, seed=args.seed, run_dir=outdir / "train", tensorboard_log=outdir / "tb",
                     eval_freq=max(args.n_timesteps // 5, 1), progress=progress, verbose=0)
-    model_path = run_dir / "best_model.zip"
-    if not model_path.is_file():
-        model_path = run_dir / "final_model.zip"
+    # The final model, not best_model.zip: that one was picked by evaluations on the held-out traces that
+    # are evaluated below, so reporting it there would flatter it.
+    model_path = run_dir / "final_model.zip"
     print(f"trained in {time.perf_counter() - t0:.1f} s -> {model_path}")
 
     # 3. evaluate -------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def test_split_points_json_verify():
     assert data["model"] == "resnet18" and data["input_shape"] == [1, 3, 224, 224]
     assert data["input_elements"] == 3 * 224 * 224
     assert len(data["points"]) == 22 and sum(p["bottleneck"] for p in data["points"]) == 14
-    assert data["checked"] == data["exact"] == 22
+    assert data["checked"] == data["exact"] == 22 + 2  # every split point, offload and local
     assert data["candidates"][0] == "offload" and data["candidates"][-1] == "local"
     for key in ("index", "node", "shape", "elements", "bottleneck", "candidate"):
         assert key in data["points"][0]

@@ -77,7 +77,7 @@ def test_head_then_tail_is_bit_exact_at_every_split_point(name):
 def test_verify_reports_every_point_exact(name):
     g = graph_for(name)
     report = g.verify(n_inputs=2, seed=3, points="all")
-    assert report["exact"] is True
+    assert report["exact"] == report["checked"]
     assert report["mismatches"] == []
     assert report["checked"] == len(g.points) + 2  # offload and local too
     assert g.verify(points="candidates")["checked"] == len(g.candidates)
@@ -102,7 +102,7 @@ def test_reference_counts_fast(name):
 def test_reference_counts_full_table(name):
     g = split_graph_for(name)
     assert counts(g) == REFERENCE_COUNTS[name]
-    assert g.verify(points="candidates")["exact"]
+    assert not g.verify(points="candidates")["mismatches"]
 
 
 # ---------------------------------------------------------------------------------------------- candidates
@@ -196,7 +196,7 @@ def test_describe_is_json_ready():
     assert set(d["points"][0]) == {"index", "node", "shape", "dtype", "elements", "bottleneck", "candidate"}
     assert "exact" not in d
     d = g.describe(g.verify(points="candidates"))
-    assert d["exact"] is True and d["mismatches"] == [] and d["checked"] == len(g.candidates)
+    assert d["exact"] == d["checked"] == len(g.candidates) and d["mismatches"] == []
     json.dumps(d)
 
 
@@ -208,12 +208,12 @@ def test_user_module_spec(monkeypatch):
     assert g.input_shape == (1, 3, 32, 32)
     assert [p.node for p in g.points] == ["stem", "relu", "add", "down", "pool", "flatten"]
     assert g.candidate_names == ["offload", "stem", "down", "pool", "local"]
-    assert g.verify(n_inputs=3)["exact"]
+    assert not g.verify(n_inputs=3)["mismatches"]
 
 
 def test_user_module_by_file_path():
     g = split_graph_for(f"{TESTS_DIR / 'user_models.py'}:TinyNet", (1, 3, 32, 32))
-    assert g.verify()["exact"]
+    assert not g.verify()["mismatches"]
 
 
 def test_untraceable_module_names_the_call_and_suggests_leaf_modules(monkeypatch):
@@ -254,7 +254,7 @@ def test_leaf_modules_make_it_traceable(monkeypatch, leaf):
     spec = user_models.Gate if leaf == "class" else leaf
     g = split_graph_for("user_models:GatedNet", (1, 3, 16, 16), leaf_modules=[spec])
     assert "gate_0" in [p.node for p in g.points]
-    assert g.verify(n_inputs=4)["exact"]
+    assert not g.verify(n_inputs=4)["mismatches"]
 
 
 def test_unknown_leaf_module(monkeypatch):
@@ -269,7 +269,7 @@ def test_split_graph_from_a_module_instance():
     assert g.model_name == "Sequential"
     assert [p.node for p in g.points] == ["_0", "_1"]
     assert g.candidate_names == ["offload", "_0", "local"]
-    assert g.verify()["exact"]
+    assert not g.verify()["mismatches"]
 
 
 # ---------------------------------------------------------------------------------------------- errors
