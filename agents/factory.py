@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from dynsplit.envs import ENV_ID
 from dynsplit.envs.dynamic_split import DynamicSplitEnv
+from dynsplit.splitting.atomic_files import atomic_path
 from dynsplit.splitting.errors import DynsplitError, did_you_mean
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "dqn": DQN}
@@ -210,13 +211,8 @@ def save_atomic(agent: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.suffix != ".zip":
         path = path.with_name(path.name + ".zip")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.zip")
-    try:
+    with atomic_path(path) as tmp:
         agent.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

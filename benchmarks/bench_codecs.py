@@ -17,16 +17,14 @@ at least 5; the JSON records how many).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from dynsplit.splitting.atomic_files import write_json_atomic
 from dynsplit.splitting.codecs import CODEC_SPECS, get_codec
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "codecs.json"
@@ -62,20 +60,6 @@ def _bench_spec(spec: str, x: torch.Tensor, repeats: int, max_seconds: float) ->
         "roundtrip_gb_per_s": in_bytes / roundtrip / 1e9,
         "repeats": len(both),
     }
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -116,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         "max_seconds_per_spec": args.max_seconds,
         "results": rows,
     }
-    _write_json(args.output, result)
+    write_json_atomic(args.output, result)
     print(f"wrote {args.output}")
     return result
 

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from dynsplit.splitting.atomic_files import write_json_atomic
 from dynsplit.splitting.graph import split_graph_for
 
 TARGET_RATIO = 1.02
@@ -109,19 +108,6 @@ def bench_model(name: str, repeats: int, warmup: int, budget_s: float = 0.0) -> 
     }
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["resnet50", "efficientnet_b0"])
@@ -181,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "models": results,
     }
-    _write_json(args.output, report)
+    write_json_atomic(args.output, report)
     print(f"\nwrote {args.output} ({elapsed:.0f} s)")
     return 0
 

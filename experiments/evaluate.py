@@ -29,7 +29,6 @@ import importlib.util
 import inspect
 import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,8 +53,9 @@ from dynsplit.envs.dynamic_split import (
     DynamicSplitEnv,
 )
 from dynsplit.envs.profiles import DEFAULT_MODEL, bundled_profiles_dir
+from dynsplit.splitting.atomic_files import atomic_output, write_json_atomic
 from dynsplit.splitting.errors import DynsplitError, did_you_mean
-from dynsplit.splitting.profile import Profile, write_json_atomic
+from dynsplit.splitting.profile import Profile
 
 DEFAULT_POLICIES = ",".join(BASELINE_NAMES)
 #: ``--env-kwarg`` keys set by ``evaluate`` itself.
@@ -187,18 +187,6 @@ def format_summary_markdown(results: Mapping[str, Any]) -> str:
     ])
 
 
-def _write_text_atomic(path: Path, write: Any) -> None:
-    """Call ``write(handle)`` on a temporary file in ``path``'s folder, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_results(outdir: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]],
                   results: Mapping[str, Any]) -> dict[str, Path]:
     """Write ``results.json``, ``requests.csv`` and ``summary.md`` into ``outdir``, each atomically."""
@@ -211,8 +199,10 @@ def write_results(outdir: str | os.PathLike[str], rows: Sequence[Mapping[str, An
         writer.writeheader()
         writer.writerows(rows)
 
-    _write_text_atomic(paths["requests"], write_csv)
-    _write_text_atomic(paths["summary"], lambda h: h.write(format_summary_markdown(results)))
+    with atomic_output(paths["requests"], newline="") as handle:
+        write_csv(handle)
+    with atomic_output(paths["summary"]) as handle:
+        handle.write(format_summary_markdown(results))
     write_json_atomic(paths["results"], _jsonable(results))  # last: its presence marks a complete run
     return paths
 

@@ -24,13 +24,13 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dynsplit.splitting.atomic_files import atomic_output
 from dynsplit.splitting.errors import DynsplitError, did_you_mean
 from dynsplit.splitting.latency import LatencyConfig, LatencyModel
 from dynsplit.splitting.profile import Profile, load_profile
@@ -212,22 +212,9 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
         raise DynsplitError(f"cannot write figure {out}: expected a file name ending in "
                             f"{', '.join('.' + k for k in sorted(supported))}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a figure is as readable as any new file
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=_DPI)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(out, "wb") as handle:
+        fig.savefig(handle, format=fmt, dpi=_DPI)
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _policy_styles(names: Sequence[str]) -> dict[str, dict[str, Any]]:

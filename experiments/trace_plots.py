@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..envs.traces import ChannelTrace
+from ..splitting.atomic_files import atomic_output
 
 
 def plot_channel(traces: ChannelTrace | Iterable[ChannelTrace], path: str | os.PathLike,
@@ -42,13 +42,6 @@ def plot_channel(traces: ChannelTrace | Iterable[ChannelTrace], path: str | os.P
         ax.set_title(f"{t.name}  (mean {t.mean_rate_bps / 1e6:.3g} Mbit/s, {t.duration_s:.0f} s)", fontsize=9)
     axes[-1].set_xlabel("time (s)")
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(out, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
     return out

@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic_files import write_json_atomic
 from .errors import DynsplitError, did_you_mean
 
 SCHEMA_NAME = "dynsplit.profile"
@@ -149,30 +149,6 @@ def interpolate_batch_time(times: Mapping[int, float], batch: float) -> float:
     t_lo, t_hi = float(times[lo]), float(times[hi])
     value = t_lo + (t_hi - t_lo) * (batch - lo) / (hi - lo)
     return max(value, 0.0)
-
-
-def default_file_mode() -> int:
-    """Permission bits a newly created file would get under the current umask (0666 & ~umask)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-            handle.write("\n")
-        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------------------------------------------
