@@ -11,7 +11,8 @@ from dynsplit.envs import bundled, synthetic
 from dynsplit.envs.load_traces import LoadTrace, constant_load, load_load, load_load_csv
 from dynsplit.splitting.errors import DynsplitError
 
-SHARED = Path("/work/shared/traces/load")
+# the shared trace folder beside the checkout (../shared/traces), as on developer machines and in CI
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces" / "load"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared trace folder not present")
 
 

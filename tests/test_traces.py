@@ -28,7 +28,8 @@ from dynsplit.envs.traces import (
 )
 from dynsplit.splitting.errors import DynsplitError
 
-SHARED = Path("/work/shared/traces")
+# the shared trace folder beside the checkout (../shared/traces), as on developer machines and in CI
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared trace folder not present")
 
 
