@@ -203,3 +203,22 @@ def test_regret_reward_is_latency_reward_minus_the_oracle():
         assert r_reg <= 1e-12
     with pytest.raises(DynsplitError, match="unknown reward"):
         _make(reward="regrets")
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("dynsplit.envs.dynamic_split", ("stable_baselines3", "dynsplit.agents", "dynsplit.experiments", "torch")),
+        ("dynsplit.agents.baselines", ("dynsplit.experiments",)),
+        ("dynsplit.agents.factory", ("dynsplit.experiments",)),
+    ],
+)
+def test_layering(module, forbidden):
+    """Imports flow one way: splitting <- envs <- agents <- experiments (and the profiled env needs no torch)."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print(','.join(m for m in {forbidden!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
