@@ -64,9 +64,10 @@ def cmd_split_points(args: argparse.Namespace) -> int:
         print(f"{len(data['points'])} split points, {n_bottle} natural bottlenecks, "
               f"candidates: {', '.join(data['candidates'])}")
         if report is not None:
-            print(f"verified: {report['exact']}/{report['checked']} split points bit-exact")
+            print(f"verified: {report['exact']}/{report['checked']} cuts bit-exact (every split point, offload and "
+                  f"local; {report['n_inputs']} random input(s))")
     if report is not None and report["exact"] != report["checked"]:
-        print(f"dynsplit: {report['checked'] - report['exact']} split points are not exact: "
+        print(f"dynsplit: {report['checked'] - report['exact']} cuts are not bit-exact: "
               f"{', '.join(report['mismatches'])}", file=sys.stderr)
         return 1
     return 0
