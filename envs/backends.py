@@ -143,6 +143,8 @@ def _load_images(folder: str, input_shape: tuple[int, ...]):
     import torch
     from PIL import Image
 
+    if not Path(folder).is_dir():
+        raise DynsplitError(f"image folder {folder} does not exist or is not a folder")
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".ppm"})
     if not paths:
         raise DynsplitError(f"image folder {folder} holds no .png/.jpg/.jpeg/.bmp/.ppm files")

@@ -130,3 +130,33 @@ def test_malformed_trace_names_file_and_line(tmp_path):
     trace = tmp_path / "bad_trace.txt"
     trace.write_text("0.0\t1.5\n1.0\tabc\n")
     assert_user_error(dynsplit("traces", str(trace)), "bad_trace.txt", "2")
+
+
+def test_evaluate_then_plot_through_the_cli(tmp_path):
+    out = tmp_path / "eval"
+    proc = dynsplit("evaluate", "--policies", "argmin,oracle,local,offload", "--max-eval-requests", "60",
+                    "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"] == "mobilenet_v3_large"
+    policies = results["policies"]
+    assert set(policies) == {"argmin", "oracle", "local", "offload"}
+    for stats in policies.values():
+        for key in ("mean_latency_s", "p50_latency_s", "p95_latency_s", "p99_latency_s", "mean_regret_s",
+                    "requests", "action_counts", "mean_latency_ci95"):
+            assert key in stats
+        assert stats["mean_latency_s"] >= policies["oracle"]["mean_latency_s"] - 1e-12
+    assert policies["argmin"]["gap_closure"] == 0 and policies["oracle"]["gap_closure"] == 1
+    counts = policies["local"]["action_counts"]
+    assert counts["local"] == sum(counts.values()) == policies["local"]["requests"]
+    header = (out / "requests.csv").read_text().splitlines()[0].split(",")
+    for column in ("policy", "trace", "action_name", "latency_s", "oracle_latency_s", "regret_s"):
+        assert column in header
+    assert (out / "summary.md").read_text().startswith("#")
+    for png in ("latency_cdf.png", "split_timeline.png", "mean_latency.png"):
+        (out / png).unlink()
+    proc = dynsplit("plot", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "latency_cdf.png").read_bytes()[:4] == b"\x89PNG"
+    again = dynsplit("evaluate", "--policies", "argmin", "--max-eval-requests", "10", "-o", str(out))
+    assert_user_error(again, "--overwrite")

@@ -222,3 +222,21 @@ def test_layering(module, forbidden):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_live_backend_reads_an_image_folder(small_profile, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / f"img{i}.png")
+    env = _make(profile=str(small_profile), backend="live", live_options={"images_dir": str(tmp_path)})
+    env.reset(seed=0)
+    assert tuple(env.unwrapped.backend.images.shape) == (3, 3, 64, 64)
+    _, _, _, _, info = env.step(1)
+    assert info["latency_s"] > 0
+    with pytest.raises(DynsplitError, match="does not exist"):
+        _make(profile=str(small_profile), backend="live", live_options={"images_dir": str(tmp_path / "none")})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DynsplitError, match="holds no"):
+        _make(profile=str(small_profile), backend="live", live_options={"images_dir": str(tmp_path / "empty")})
