@@ -102,6 +102,9 @@ class Profile:
     def check_codec(self, codec: str) -> None:
         """Raise :class:`DynsplitError` if ``codec`` was not profiled."""
         if codec not in self.codecs:
+            from .codecs import get_codec  # only on this error path: validates the spec itself (imports torch)
+
+            get_codec(codec)
             raise DynsplitError(
                 f"codec '{codec}' is not in the profile of {self.model} (profiled: {', '.join(self.codecs)})"
                 f"{did_you_mean(codec, self.codecs)}; re-profile with --codecs {codec}"
