@@ -67,7 +67,10 @@ class Family:
 FAMILIES = {
     "mahimahi": Family("mahimahi-lte-up-train", "mahimahi-lte-up-test", None),
     "pensieve": Family("pensieve-train", "pensieve-test", 300),
+    # diagnostic only (never a result): trained *and* tested on the test half, an in-sample upper bound
+    "mahimahi-insample": Family("mahimahi-lte-up-test", "mahimahi-lte-up-test", None),
 }
+DEFAULT_FAMILIES = ("mahimahi", "pensieve")
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ def eval_job(job: Mapping[str, Any]) -> dict[str, Any]:
     from dynsplit.agents.factory import load_agent
     from dynsplit.experiments.evaluate import evaluate_policies
 
-    family = FAMILIES[job["family"]]
+    family = Family(*job["family_spec"]) if "family_spec" in job else FAMILIES[job["family"]]
     variant_kwargs = dict(job["env_kwargs"])
     common = {k: v for k, v in variant_kwargs.items() if k not in OBS_KEYS}
     test = {"channel": family.test, "max_eval_requests": family.max_eval_requests}
@@ -237,7 +240,7 @@ def eval_job(job: Mapping[str, Any]) -> dict[str, Any]:
             for i, path in enumerate(paths):
                 env = build_env({**variant_kwargs, **test, "mode": "eval"}, job["proto"])
                 policy = AgentPolicy(load_agent(algo, path, None), name, seed=i, path=path)
-                rows += rollout(env, policy, seed=0)
+                rows += rollout(env, policy)
                 env.close()
     summary = summarize(rows, action_names, block_s=job["block_s"])
     a = summary["policies"]["argmin"]["mean_latency_s"]
@@ -251,6 +254,100 @@ def eval_job(job: Mapping[str, Any]) -> dict[str, Any]:
                    env_kwargs=variant_kwargs, proto=dict(job.get("proto") or {}),
                    eval_wall_s=time.perf_counter() - started)
     return summary
+
+
+# --------------------------------------------------------------------------- full-information ceiling
+def supervised_ceiling_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """How far the *observation* can take a learner that sees every action's latency (full information).
+
+    Walks the training half with ``argmin`` plus 30% random actions, recording the observation and the
+    exact latency of every action (``env.exact_latencies()``, privileged), fits the agents' MLP (64x64
+    tanh) to minimise the expected regret ``sum_a softmax(logits)_a (T_a - T_min) / T_ref``, and plays its
+    argmax in closed loop on the test half. PPO and DQN learn the same map from bandit feedback (one
+    action's latency per request), so this is an estimate of what they could reach with this observation.
+    """
+    import torch as th
+
+    from dynsplit.agents.baselines import ArgminPolicy, Policy
+    from dynsplit.agents.evaluation import rollout
+
+    th.set_num_threads(1)
+    th.manual_seed(int(job["seed"]))
+    rng = np.random.default_rng(int(job["seed"]))
+    env = build_env({**job["env_kwargs"], "mode": "train"}, job.get("proto"))
+    base = env.unwrapped
+    argmin = ArgminPolicy(env)
+    obs_list, lat_list = [], []
+    obs, _ = env.reset(seed=int(job["seed"]))
+    for _ in range(int(job["samples"])):
+        lat = base.exact_latencies()
+        obs_list.append(obs)
+        lat_list.append(lat)
+        action = int(rng.integers(base.n_actions)) if rng.random() < 0.3 else int(argmin.predict(obs)[0])
+        obs, _, term, trunc, _ = env.step(action)
+        if term or trunc:
+            obs, _ = env.reset()
+    x = th.tensor(np.array(obs_list), dtype=th.float32)
+    lat = np.array(lat_list)
+    cost = th.tensor((lat - lat.min(axis=1, keepdims=True)) / base.t_ref_s, dtype=th.float32)
+    net = th.nn.Sequential(th.nn.Linear(x.shape[1], 64), th.nn.Tanh(), th.nn.Linear(64, 64), th.nn.Tanh(),
+                           th.nn.Linear(64, base.n_actions))
+    opt = th.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(int(job["epochs"])):
+        perm = th.randperm(x.shape[0])
+        for i in range(0, x.shape[0], 256):
+            idx = perm[i:i + 256]
+            loss = (th.softmax(net(x[idx]), dim=1) * cost[idx]).sum(dim=1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    env.close()
+
+    class Net(Policy):
+        name = job["name"]
+
+        def _act(self, o: np.ndarray) -> np.ndarray:
+            with th.no_grad():
+                return net(th.as_tensor(o, dtype=th.float32)).argmax(dim=1).numpy()
+
+    family = Family(*job["family_spec"])
+    test_env = build_env({**job["env_kwargs"], "channel": family.test, "mode": "eval",
+                          "max_eval_requests": family.max_eval_requests}, job.get("proto"))
+    policy = Net()
+    policy.seed = int(job["seed"])
+    rows = rollout(test_env, policy)
+    test_env.close()
+    return {"rows": rows, "train_loss": float(loss.detach())}
+
+
+def ceiling(variants: Sequence[Variant], family: str, seeds: Sequence[int], samples: int, epochs: int,
+            jobs: int, block_s: float, log) -> list[dict[str, Any]]:
+    """The full-information learner of :func:`supervised_ceiling_job` per variant, next to argmin/oracle."""
+    from dynsplit.agents.evaluation import summarize
+    from dynsplit.experiments.evaluate import evaluate_policies
+
+    fam = FAMILIES[family]
+    test = {"channel": fam.test, "max_eval_requests": fam.max_eval_requests}
+    ref_rows, ref = evaluate_policies({**REFERENCE_OBS, **test}, ["argmin", "oracle"], block_s=block_s)
+    jobs_list = [{"name": f"supervised[{v.name}]", "variant": v.name, "family": family, "seed": s,
+                  "family_spec": [fam.train, fam.test, fam.max_eval_requests],
+                  "samples": samples, "epochs": epochs, "proto": dict(v.proto),
+                  "env_kwargs": {**dict(v.env_kwargs), "channel": fam.train}} for v in variants for s in seeds]
+    rows = list(ref_rows)
+    with _pool(jobs) as pool:
+        for job, res in zip(jobs_list, pool.map(supervised_ceiling_job, jobs_list), strict=True):
+            rows += res["rows"]
+            log(f"ceiling {job['name']} seed {job['seed']}: train loss {res['train_loss']:.4f}")
+    summary = summarize(rows, ref["action_names"], block_s=block_s)
+    a = summary["policies"]["argmin"]["mean_latency_s"]
+    o = summary["policies"]["oracle"]["mean_latency_s"]
+    for stats in summary["policies"].values():
+        stats["gap_closure_per_seed"] = {s: (a - m) / (a - o) for s, m in stats["per_seed"].items()}
+        stats["seeds"] = len(stats["per_seed"])
+    summary.update(family=family, variant="full-information ceiling", test_channel=fam.test,
+                   train_channel=fam.train, max_eval_requests=fam.max_eval_requests, samples=samples,
+                   epochs=epochs)
+    return [summary]
 
 
 # ------------------------------------------------------------------------------------------- output
@@ -343,7 +440,9 @@ def run(variants: Sequence[Variant], families: Sequence[str], algos: Sequence[st
             for algo in algos:
                 paths = [t["model"] for t in trained if (t["family"], t["variant"], t["algo"]) == (fam, v.name, algo)]
                 agents[algo] = (algo, paths)
-            eval_jobs.append({"family": fam, "variant": v.name, "env_kwargs": dict(v.env_kwargs),
+            spec = FAMILIES[fam]
+            eval_jobs.append({"family": fam, "family_spec": [spec.train, spec.test, spec.max_eval_requests],
+                              "variant": v.name, "env_kwargs": dict(v.env_kwargs),
                               "proto": dict(v.proto), "agents": agents, "block_s": block_s,
                               # baselines are the same for every variant: full list once, the rest a minimum
                               "baselines": BASELINES if v is variants[0] else ("argmin", "oracle")})
@@ -359,7 +458,8 @@ def run(variants: Sequence[Variant], families: Sequence[str], algos: Sequence[st
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", default=None, help="comma list of " + ", ".join(FAMILIES)
-                        + " (default: all; --study: mahimahi)")
+                        + " (default: mahimahi,pensieve; --study: mahimahi; mahimahi-insample trains on "
+                        "the test half: an in-sample diagnostic)")
     parser.add_argument("--algos", default=None, help="comma list of ppo, dqn (default both; --study: ppo)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per agent (0 .. N-1; default 3)")
     parser.add_argument("--timesteps", type=int, default=100_000, help="env steps per agent (default 100000)")
@@ -367,7 +467,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="env argument for the agents (YAML value), repeatable")
     parser.add_argument("--hyperparams", nargs="+", default=[], metavar="KEY:VALUE",
                         help="hyperparameter overrides for every algorithm (dotted keys as in dynsplit train)")
+    parser.add_argument("--with-recommended", action="store_true",
+                        help="also train and test the recommended observation/reward (variant 'regret-16x0.1')")
     parser.add_argument("--study", action="store_true", help="run the observation / reward study instead")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="with --study: only the full-information ceiling of each variant, added to the "
+                             "study JSON under 'ceiling'")
+    parser.add_argument("--ceiling-samples", type=int, default=100_000, help="training requests of the ceiling")
     parser.add_argument("--variants", default=None, help="--study: comma list of variant names (default all)")
     parser.add_argument("--pensieve-requests", type=int, default=FAMILIES["pensieve"].max_eval_requests,
                         help="requests per Pensieve test trace (default 300)")
@@ -392,8 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         algos = (args.algos or "ppo").split(",")
         out = args.out or RESULTS_DIR / "policies_study.json"
     else:
-        variants = [Variant("default", extra_env, list(args.hyperparams))]
-        families = (args.families or ",".join(FAMILIES)).split(",")
+        variants = [Variant("default", extra_env, list(args.hyperparams), note="configs/*.yml as shipped")]
+        if args.with_recommended:
+            variants.append(Variant("regret-16x0.1", {**REGRET, **FINE, **extra_env}, list(args.hyperparams),
+                                    note="reward regret, 16 x 0.1 s rate bins"))
+        families = (args.families or ",".join(DEFAULT_FAMILIES)).split(",")
         algos = (args.algos or "ppo,dqn").split(",")
         out = args.out or RESULTS_DIR / "policies.json"
     for fam in families:
@@ -410,6 +519,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     seeds = list(range(args.seeds))
     started = time.perf_counter()
+    if args.ceiling:
+        if not args.study:
+            parser.error("--ceiling needs --study")
+        summaries = ceiling(variants, families[0], seeds, args.ceiling_samples, 20, args.jobs, args.block_s, log)
+        tables = format_table(summaries[0])
+        print(tables)
+        data = json.loads(out.read_text()) if out.exists() else {}
+        data["ceiling" if families[0] == "mahimahi" else f"ceiling[{families[0]}]"] = {"command": " ".join(sys.argv), "samples": args.ceiling_samples, "epochs": 20,
+                           "seeds": seeds, "variants": [v.name for v in variants], "results": summaries,
+                           "wall_s": time.perf_counter() - started, "tables_md": tables}
+        write_json_atomic(out, _jsonable(json.loads(json.dumps(data, default=str))))
+        log(f"wrote {out}")
+        return 0
     result = run(variants, families, algos, seeds, args.timesteps, args.jobs, args.runs_dir, args.block_s, log)
     tables = "\n\n".join(format_table(s) for s in result["results"])
     print(tables)
