@@ -27,6 +27,7 @@ from tqdm import tqdm
 from dynsplit.agents.baselines import AgentPolicy, make_policy
 from dynsplit.agents.evaluation import rollout
 from dynsplit.agents.factory import env_attr, make_env, save_atomic
+from dynsplit.envs.dynamic_split import OBSERVATION_KWARGS
 
 #: Regret (seconds) up to which an action counts as agreeing with the oracle (ties between actions).
 AGREEMENT_TOL_S = 1e-9
@@ -163,8 +164,10 @@ class PeriodicEvalCallback(BaseCallback):
     def baselines(self) -> dict[str, float]:
         """Mean latency (seconds) of ``argmin`` and ``oracle`` on the eval traces (computed once, cached)."""
         if not self.baseline_latency_s:
+            # The paper's selector reads the env's default observation (1 s bins), whatever the agent sees.
+            paper_kwargs = {k: v for k, v in self.eval_env_kwargs.items() if k not in OBSERVATION_KWARGS}
             for spec in ("argmin", "oracle"):
-                env = make_env(self.eval_env_kwargs)
+                env = make_env(paper_kwargs)
                 try:
                     rows = rollout(env, make_policy(spec, env))
                 finally:

@@ -6,7 +6,8 @@ algorithm's constructor or one of :data:`OWN_KEYS`; classes are named by strings
 clip ranges accept ``lin_<value>`` for a linear schedule from ``value`` down to 0.
 
 A model made here remembers the env it was made for (``agent.dynsplit_env``: model name, codec, action
-names), so that :func:`load_agent` can name both sides when a model meets an env with other actions.
+names, observation settings), so that :func:`load_agent` can name both sides when a model meets an env with
+other actions, and evaluation can give each agent the observation it was trained with.
 """
 
 from __future__ import annotations
@@ -156,11 +157,20 @@ def make_agent(
 
 
 def describe_env(env: VecEnv | gym.Env) -> dict[str, Any]:
-    """Model name, codec and action names of a (vectorised) dynsplit env, as saved with an agent."""
+    """Model name, codec, action names and observation settings of a (vectorised) dynsplit env, as saved
+    with an agent."""
     profile = env_attr(env, "profile")
     latency_model = env_attr(env, "latency_model")
     return {"model": profile.model, "codec": latency_model.config.codec,
-            "action_names": list(env_attr(env, "action_names"))}
+            "action_names": list(env_attr(env, "action_names")),
+            "observation": dict(env_attr(env, "observation_config"))}
+
+
+def observation_kwargs_of(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The env's observation arguments (``history``, ``history_bin_s``, ``observe_estimates``) that the
+    agent saved at ``path`` was trained with; empty for a model saved without them."""
+    meta = read_model_data(path).get("dynsplit_env") or {}
+    return dict(meta.get("observation") or {})
 
 
 def env_attr(env: VecEnv | gym.Env, name: str) -> Any:

@@ -20,6 +20,9 @@ from .profiles import resolve_profile
 from .traces import ChannelTrace, load_channel
 
 MODES = ("train", "eval")
+OBSERVATION_KWARGS = ("history", "history_bin_s", "observe_estimates")
+"""Env arguments that shape only what the agent observes, never the requests or their latencies: an agent
+trained with other values can be evaluated on the same requests by an env that differs only in these."""
 REWARDS = ("latency", "regret")
 DEFAULT_TRAIN_CHANNEL = "mahimahi-lte-up-train"
 DEFAULT_EVAL_CHANNEL = "mahimahi-lte-up-test"
@@ -252,6 +255,12 @@ class DynamicSplitEnv(gym.Env):
     def exact_latencies(self) -> np.ndarray:
         """Exact latency (seconds) of every action for a request decided now: what the oracle sees."""
         return self.latency_model.latencies(self._t, self._channel, self.load_at(self._t))[0]
+
+    @property
+    def observation_config(self) -> dict[str, Any]:
+        """The :data:`OBSERVATION_KWARGS` of this env (saved with trained agents)."""
+        return {"history": self.history, "history_bin_s": self.history_bin_s,
+                "observe_estimates": self.observe_estimates}
 
     @property
     def sim_time_s(self) -> float:

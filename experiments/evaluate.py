@@ -98,8 +98,10 @@ def evaluate_policies(env_kwargs: Mapping[str, Any], policy_specs: Sequence[str]
     if train_env_kwargs is None:
         train_env_kwargs = {k: v for k, v in env_kwargs.items() if k not in ("channel", "max_eval_requests", "mode")}
 
-    def fresh_env() -> gym.Env:
-        return gym.make(ENV_ID, **eval_kwargs)
+    def fresh_env(observation: Mapping[str, Any] | None = None) -> gym.Env:
+        # An agent sees what it was trained to see (history, bin width, estimates); these arguments shape
+        # only the observation, so its requests and latencies stay identical to every other policy's.
+        return gym.make(ENV_ID, **{**eval_kwargs, **(observation or {})})
 
     probe = fresh_env().unwrapped  # fails fast on bad env kwargs, before any policy runs
     action_names = list(probe.action_names)
@@ -115,7 +117,12 @@ def evaluate_policies(env_kwargs: Mapping[str, Any], policy_specs: Sequence[str]
         else:
             runs = [(spec, seeds[0])]
         for run_spec, seed in runs:
-            env = fresh_env()
+            observation = None
+            if spec.algo is not None:
+                from dynsplit.agents.factory import observation_kwargs_of  # imports stable-baselines3
+
+                observation = observation_kwargs_of(run_spec.paths[0])
+            env = fresh_env(observation)
             if spec.name == "static" and static is None:
                 static = StaticPolicy(train_env_kwargs)
             policy = make_policy(run_spec, env, train_env_kwargs=train_env_kwargs, seed=seed, static=static)

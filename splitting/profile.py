@@ -102,7 +102,8 @@ class Profile:
     def check_codec(self, codec: str) -> None:
         """Raise :class:`DynsplitError` if ``codec`` was not profiled."""
         if codec not in self.codecs:
-            from .codecs import get_codec  # only on this error path: validates the spec itself (imports torch)
+            # Only on this error path (it imports torch): is the spec itself valid?
+            from .codecs import get_codec
 
             get_codec(codec)
             raise DynsplitError(

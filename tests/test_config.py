@@ -78,7 +78,8 @@ def test_conf_file_is_merged_over_defaults(tmp_path):
     conf.write_text("default:\n  gamma: 0.0\n  env_kwargs:\n    codec: float16\n")
     hp = load_hyperparams("ppo", conf, overrides=["n_epochs:3"])
     assert hp["gamma"] == 0.0 and hp["n_epochs"] == 3
-    assert hp["env_kwargs"] == {"channel": "mahimahi-lte-up-train", "episode_requests": 200, "codec": "float16"}
+    assert hp["env_kwargs"] == {"channel": "mahimahi-lte-up-train", "episode_requests": 200, "codec": "float16",
+                                "reward": "regret", "history": 16, "history_bin_s": 0.1}
     assert hp["learning_rate"] == load_hyperparams("ppo")["learning_rate"]
 
 

@@ -159,6 +159,7 @@ def test_agent_paths_are_seeds_of_one_policy(monkeypatch):
             return np.array(self.action), state
 
     monkeypatch.setattr(factory, "load_agent", lambda algo, path, env: Model({"a.zip": MID, "b.zip": LOCAL}[path]))
+    monkeypatch.setattr(factory, "observation_kwargs_of", lambda path: {})
     kwargs = {k: v for k, v in tiny_env_kwargs(_traces()).items() if k != "mode"}
     rows, summary = evaluate_policies(kwargs, ["ppo=a.zip;b.zip"])
     ppo = summary["policies"]["ppo"]
