@@ -39,6 +39,7 @@ import yaml
 
 from dynsplit.agents.baselines import (
     BASELINE_NAMES,
+    BASELINE_OBSERVATION,
     PolicySpec,
     StaticPolicy,
     make_policy,
@@ -117,7 +118,7 @@ def evaluate_policies(env_kwargs: Mapping[str, Any], policy_specs: Sequence[str]
         else:
             runs = [(spec, seeds[0])]
         for run_spec, seed in runs:
-            observation = None
+            observation = BASELINE_OBSERVATION.get(spec.name)
             if spec.algo is not None:
                 from dynsplit.agents.factory import observation_kwargs_of  # imports stable-baselines3
 

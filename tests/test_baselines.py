@@ -228,9 +228,10 @@ def test_registry_builds_every_baseline():
     env = tiny_env([constant_trace(10e6)])
     train = {k: v for k, v in tiny_env_kwargs([constant_trace(10e6)]).items() if k != "mode"}
     for name in BASELINE_NAMES:
-        policy = make_policy(name, env, train_env_kwargs=train, seed=3)
+        policy_env = env if name != "argmin-fast" else tiny_env([constant_trace(10e6)], history_bin_s=0.1)
+        policy = make_policy(name, policy_env, train_env_kwargs=train, seed=3)
         assert policy.name == name
-        rows = rollout(env, policy, episodes=1)
+        rows = rollout(policy_env, policy, episodes=1)
         assert rows and all(r["policy"] == name for r in rows)
     assert make_policy("local", env).action == LOCAL and make_policy("offload", env).action == OFFLOAD
     assert make_policy("random", env, seed=3).seed == 3
@@ -239,7 +240,7 @@ def test_registry_builds_every_baseline():
 def test_unknown_policy_names_are_one_line_errors_with_a_suggestion():
     env = tiny_env([constant_trace(10e6)])
     with pytest.raises(DynsplitError, match=r"unknown policy 'argmn' \(did you mean 'argmin'\?\); expected one of "
-                                            r"argmin, argmin-harmonic, static"):
+                                            r"argmin, argmin-fast, argmin-harmonic, static"):
         make_policy("argmn", env)
     with pytest.raises(DynsplitError, match=r"unknown agent 'pp0'.*did you mean 'ppo'"):
         make_policy("pp0=model.zip", env)

@@ -183,8 +183,8 @@ def test_run_evaluate_writes_the_run_folder_and_refuses_to_overwrite(tmp_path, c
                 "policies", "oracle_switch_fraction", "argmin_oracle_gap"):
         assert key in results, key
     assert results["env_kwargs"] == {"max_eval_requests": 50}
-    assert list(results["policies"]) == ["argmin", "argmin-harmonic", "static", "local", "offload", "random",
-                                         "oracle"]
+    assert list(results["policies"]) == ["argmin", "argmin-fast", "argmin-harmonic", "static", "local", "offload",
+                                         "random", "oracle"]
     for stats in results["policies"].values():
         for key in ("mean_latency_s", "mean_latency_ci95", "p50_latency_s", "p95_latency_s", "p99_latency_s",
                     "mean_regret_s", "gap_closure", "requests", "action_counts"):
@@ -192,7 +192,7 @@ def test_run_evaluate_writes_the_run_folder_and_refuses_to_overwrite(tmp_path, c
         assert stats["requests"] == 100  # 2 traces x 50 requests
     with open(out / "requests.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
-    assert len(table) == 700 and list(table[0]) == list(ROW_FIELDS)
+    assert len(table) == 800 and list(table[0]) == list(ROW_FIELDS)  # 8 baselines x 2 traces x 50
     summary_md = (out / "summary.md").read_text()
     assert "| policy | mean ms" in summary_md and "| oracle |" in summary_md
     assert "| argmin |" in capsys.readouterr().out
@@ -223,3 +223,17 @@ def test_env_options_and_env_kwargs(tmp_path):
     with pytest.raises(DynsplitError, match="unknown policy 'argmn'"):
         run_evaluate(_parse(["-o", str(tmp_path / "x"), "--policies", "argmn"]))
     assert not (tmp_path / "x" / "results.json").exists()
+
+
+def test_argmin_fast_reads_its_own_observation_on_the_same_requests():
+    import gymnasium as gym
+
+    from dynsplit.agents.baselines import make_policy
+    from dynsplit.envs import ENV_ID
+
+    rows, summary = evaluate_policies({"max_eval_requests": 30}, ["argmin", "argmin-fast"])
+    firsts = {r["policy"]: r for r in rows if r["step"] == 0 and r["episode"] == 0}
+    assert firsts["argmin"]["oracle_latency_s"] == firsts["argmin-fast"]["oracle_latency_s"]
+    assert summary["policies"]["argmin-fast"]["requests"] > 0
+    with pytest.raises(DynsplitError, match="argmin-fast reads 0.1 s rate bins"):
+        make_policy("argmin-fast", gym.make(ENV_ID, mode="eval"))
