@@ -468,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hyperparams", nargs="+", default=[], metavar="KEY:VALUE",
                         help="hyperparameter overrides for every algorithm (dotted keys as in dynsplit train)")
     parser.add_argument("--with-recommended", action="store_true",
-                        help="also train and test the recommended observation/reward (variant 'regret-16x0.1')")
+                        help="also train and test variant regret-16x0.1 explicitly (the yml defaults since this study)")
     parser.add_argument("--study", action="store_true", help="run the observation / reward study instead")
     parser.add_argument("--ceiling", action="store_true",
                         help="with --study: only the full-information ceiling of each variant, added to the "
