@@ -39,6 +39,17 @@ def _n_steps(duration_s: float, step_s: float) -> int:
     return max(1, math.ceil(_positive("duration_s", duration_s) / _positive("step_s", step_s) - 1e-9))
 
 
+def _walk_parameters(sigma: float, reversion: float) -> tuple[float, float]:
+    """Validated ``(sigma, reversion)`` of a mean-reverting random walk."""
+    sigma = float(sigma)
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise DynsplitError(f"sigma={sigma!r} (expected a finite number >= 0)")
+    a = float(reversion)
+    if not (0.0 < a <= 1.0):
+        raise DynsplitError(f"reversion={a!r} (expected a number in (0, 1])")
+    return sigma, a
+
+
 def _check_rng(rng: np.random.Generator) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -104,12 +115,7 @@ def log_random_walk(mean_bps: float, sigma: float, step_s: float, duration_s: fl
     """
     rng = _check_rng(rng)
     mean = _positive("mean_bps", mean_bps)
-    sigma = float(sigma)
-    if not (math.isfinite(sigma) and sigma >= 0):
-        raise DynsplitError(f"sigma={sigma!r} (expected a finite number >= 0)")
-    a = float(reversion)
-    if not (0.0 < a <= 1.0):
-        raise DynsplitError(f"reversion={a!r} (expected a number in (0, 1])")
+    sigma, a = _walk_parameters(sigma, reversion)
     n = _n_steps(duration_s, step_s)
     var = sigma**2 / (1.0 - (1.0 - a) ** 2)
     mu = math.log(mean) - var / 2.0
@@ -148,12 +154,7 @@ def load_random_walk(mean: float, sigma: float, step_s: float, duration_s: float
     m = float(mean)
     if not (0.0 <= m <= 1.0):
         raise DynsplitError(f"mean={m!r} (expected a load in [0, 1])")
-    sigma = float(sigma)
-    if not (math.isfinite(sigma) and sigma >= 0):
-        raise DynsplitError(f"sigma={sigma!r} (expected a finite number >= 0)")
-    a = float(reversion)
-    if not (0.0 < a <= 1.0):
-        raise DynsplitError(f"reversion={a!r} (expected a number in (0, 1])")
+    sigma, a = _walk_parameters(sigma, reversion)
     n = _n_steps(duration_s, step_s)
     noise = rng.standard_normal(n)
     v = np.empty(n)
