@@ -24,6 +24,7 @@ OBSERVATION_KWARGS = ("history", "history_bin_s", "observe_estimates")
 """Env arguments that shape only what the agent observes, never the requests or their latencies: an agent
 trained with other values can be evaluated on the same requests by an env that differs only in these."""
 REWARDS = ("latency", "regret")
+TRACE_SAMPLING = ("uniform", "duration")
 DEFAULT_TRAIN_CHANNEL = "mahimahi-lte-up-train"
 DEFAULT_EVAL_CHANNEL = "mahimahi-lte-up-test"
 DEFAULT_LOAD = "azure-vm-avg"
@@ -71,8 +72,9 @@ class DynamicSplitEnv(gym.Env):
     only in the reward, as privileged training information.
 
     ## Starting State
-    ``mode="train"``: a random channel trace at a uniformly random offset, and a random load trace at a
-    random offset, all drawn from ``self.np_random``. ``mode="eval"``: episode ``i`` walks channel trace
+    ``mode="train"``: a random channel trace (uniformly, or in proportion to its duration with
+    ``trace_sampling="duration"``) at a uniformly random offset, and a random load trace at a random
+    offset, all drawn from ``self.np_random``. ``mode="eval"``: episode ``i`` walks channel trace
     ``i mod N`` and load trace ``i mod M`` from their starts (or ``options={"trace_index": i}``), so every
     policy sees identical conditions; ``reset(seed=...)`` restarts that walk at episode 0.
 
@@ -101,7 +103,8 @@ class DynamicSplitEnv(gym.Env):
       (s, default 0.1).
     * ``rtt_s`` (default 0.01 s), ``max_transfer_s`` (default 10 s), ``think_time_s`` (default 0 s).
     * ``history`` (k, default 8) and ``history_bin_s`` (default 1.0 s); ``observe_estimates`` (default True).
-    * ``episode_requests`` (train, default 200); ``max_eval_requests`` (eval, default ``None``).
+    * ``episode_requests`` (train, default 200); ``max_eval_requests`` (eval, default ``None``);
+      ``trace_sampling``: ``"uniform"`` (default) or ``"duration"`` (how training picks a trace).
     * ``mode``: ``"train"`` or ``"eval"``; ``reward``: ``"latency"`` or ``"regret"`` (see Rewards); ``backend``: ``"profiled"`` (default) or ``"live"``;
       ``live_options``: dict passed to the live backend (``images_dir``, ``device_threads``, ``model``).
 
@@ -133,6 +136,7 @@ class DynamicSplitEnv(gym.Env):
         load_speedup: float = 1.0,
         mode: str = "train",
         reward: str = "latency",
+        trace_sampling: str = "uniform",
         backend: str = "profiled",
         live_options: dict[str, Any] | None = None,
         render_mode: str | None = None,
@@ -142,6 +146,10 @@ class DynamicSplitEnv(gym.Env):
         if reward not in REWARDS:
             raise DynsplitError(
                 f"unknown reward '{reward}'; expected one of {', '.join(REWARDS)}{did_you_mean(reward, REWARDS)}")
+        if trace_sampling not in TRACE_SAMPLING:
+            raise DynsplitError(
+                f"unknown trace_sampling '{trace_sampling}'; expected one of {', '.join(TRACE_SAMPLING)}"
+                f"{did_you_mean(trace_sampling, TRACE_SAMPLING)}")
         if backend not in BACKENDS:
             raise DynsplitError(
                 f"unknown backend '{backend}'; expected one of {', '.join(BACKENDS)}{did_you_mean(backend, BACKENDS)}")
@@ -188,6 +196,9 @@ class DynamicSplitEnv(gym.Env):
         self.max_eval_requests = max_eval_requests
         self.think_time_s = float(think_time_s)
         self.load_speedup = float(load_speedup)
+        self.trace_sampling = trace_sampling
+        durations = np.array([c.duration_s for c in self.channels])
+        self._trace_p = durations / durations.sum() if trace_sampling == "duration" else None
         self.action_names = list(self.latency_model.names)
         n = self.latency_model.n_actions
         self.n_actions = n
@@ -303,7 +314,10 @@ class DynamicSplitEnv(gym.Env):
         if seed is not None:
             self._eval_episode = 0  # a new seed restarts the evaluation walk at the first trace
         if self.mode == "train" and "trace_index" not in options:
-            self._channel = self.channels[int(self.np_random.integers(len(self.channels)))]
+            if self._trace_p is None:
+                self._channel = self.channels[int(self.np_random.integers(len(self.channels)))]
+            else:
+                self._channel = self.channels[int(self.np_random.choice(len(self.channels), p=self._trace_p))]
             self._load = self.loads[int(self.np_random.integers(len(self.loads)))]
             self._t0 = float(self.np_random.uniform(0.0, self._channel.duration_s))
             self._load_offset = float(self.np_random.uniform(0.0, self._load.duration_s))

@@ -240,3 +240,17 @@ def test_live_backend_reads_an_image_folder(small_profile, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DynsplitError, match="holds no"):
         _make(profile=str(small_profile), backend="live", live_options={"images_dir": str(tmp_path / "empty")})
+
+
+def test_duration_weighted_trace_sampling():
+    short = ChannelTrace(np.array([1.0]), np.array([1e6]), name="short")
+    long = ChannelTrace(np.array([99.0]), np.array([1e6]), name="long")
+    names = {"uniform": [], "duration": []}
+    for sampling in names:
+        env = _make(channel=[short, long], load=[constant_load(0.0)], trace_sampling=sampling, episode_requests=1)
+        env.reset(seed=0)
+        names[sampling] = [env.reset()[1]["trace"] for _ in range(400)]
+    assert 150 < names["uniform"].count("short") < 250
+    assert names["duration"].count("short") < 20
+    with pytest.raises(DynsplitError, match="trace_sampling"):
+        _make(trace_sampling="length")
