@@ -3,7 +3,7 @@
 For each model of ``dynsplit models`` (random weights, its default input shape): split points, natural
 bottlenecks, kept candidates, and ``SplitGraph.verify`` (``torch.equal`` of ``tail(head(x))`` with
 ``model(x)`` at every split point, offload and local, on one random input), with the wall time. Prints a
-table and writes ``benchmarks/results/all_models.json``. About 15 minutes on 2 cores (vit_h_14 alone ~2.5).
+table and writes ``benchmarks/results/all_models.json``. About 25 minutes with one torch thread (vit_h_14 alone about 4.5).
 
 Run: ``.venv/bin/python benchmarks/verify_all_models.py [--models a,b]``
 """
