@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from dynsplit.agents.factory import check_algo, check_hyperparams
+from dynsplit.splitting.atomic_files import atomic_output
 from dynsplit.splitting.errors import DynsplitError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -163,7 +164,8 @@ def save_config(path: str | os.PathLike[str], algo: str, hyperparams: Mapping[st
     """Write resolved hyperparameters as a config file that ``--conf-file`` can read back."""
     path = Path(path)
     data = {"algo": algo, ENTRY: _plain(hyperparams)}
-    path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    with atomic_output(path) as handle:
+        handle.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
     return path
 
 
